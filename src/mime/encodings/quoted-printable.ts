@@ -1,0 +1,88 @@
+import type { LineEnding } from '../header.js';
+import type { Decoded } from './base64.js';
+
+function hexValue(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+}
+
+/**
+ * Quoted-printable decoding (RFC 2045 6.7): `=XX` and soft line breaks; an `=` that is neither is kept
+ * literally, as mail clients do, and reported. Line breaks are kept as they are in the source.
+ */
+export function decodeQuotedPrintable(encoded: Uint8Array): Decoded {
+  const out = Buffer.allocUnsafe(encoded.length);
+  let n = 0;
+  let invalid = false;
+  const len = encoded.length;
+  for (let i = 0; i < len; i++) {
+    const c = encoded[i] as number;
+    if (c !== 0x3d) {
+      out[n++] = c;
+      continue;
+    }
+    // Soft line break: "=" then optional transport whitespace then the line break (or the end).
+    let j = i + 1;
+    while (j < len && (encoded[j] === 0x20 || encoded[j] === 0x09)) j++;
+    if (j >= len) {
+      i = j;
+      continue;
+    }
+    if (encoded[j] === 0x0d || encoded[j] === 0x0a) {
+      i = encoded[j] === 0x0d && encoded[j + 1] === 0x0a ? j + 1 : j;
+      continue;
+    }
+    const hi = i + 2 < len ? hexValue(encoded[i + 1] as number) : -1;
+    const lo = hi >= 0 ? hexValue(encoded[i + 2] as number) : -1;
+    if (hi >= 0 && lo >= 0) {
+      out[n++] = (hi << 4) | lo;
+      i += 2;
+    } else {
+      invalid = true;
+      out[n++] = c;
+    }
+  }
+  return { data: out.subarray(0, n), invalid };
+}
+
+const HEX = '0123456789ABCDEF';
+
+/**
+ * Quoted-printable for text: lines of at most 76 columns, line breaks in the text (LF or CRLF) written
+ * as `eol`. Besides what RFC 2045 requires, a leading "-" and "From " are escaped so that no encoded line
+ * can be taken for a MIME delimiter or an mbox separator.
+ */
+export function encodeQuotedPrintable(data: Uint8Array, eol: LineEnding): Buffer {
+  const lines: string[] = [];
+  let line = '';
+  const push = (token: string): void => {
+    if (line.length + token.length > 75) {
+      lines.push(line + '=');
+      line = '';
+    }
+    line += token;
+  };
+  const escape = (c: number): string => '=' + HEX[c >> 4] + HEX[c & 15];
+  for (let i = 0; i < data.length; i++) {
+    const c = data[i] as number;
+    if (c === 0x0a || (c === 0x0d && data[i + 1] === 0x0a)) {
+      if (c === 0x0d) i++;
+      lines.push(line);
+      line = '';
+      continue;
+    }
+    const next = data[i + 1];
+    const atLineEnd = next === undefined || next === 0x0a || next === 0x0d;
+    const atLineStart = line.length === 0;
+    const mustEscape =
+      c === 0x3d ||
+      c > 0x7e ||
+      (c < 0x20 && c !== 0x09) ||
+      ((c === 0x20 || c === 0x09) && atLineEnd) ||
+      (atLineStart && (c === 0x2d || (c === 0x46 && data[i + 1] === 0x72 && data[i + 4] === 0x20)));
+    push(mustEscape ? escape(c) : String.fromCharCode(c));
+  }
+  lines.push(line);
+  return Buffer.from(lines.join(eol), 'latin1');
+}
