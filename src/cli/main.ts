@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+import { inspectCommand } from './inspect.js';
+
+const USAGE = `usage: milterkit <command> [options]
+
+commands:
+  inspect FILE [--json]   print the MIME tree of a message: path, type, size, file name, defects`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  const out = (line: string): void => {
+    process.stdout.write(line + '\n');
+  };
+  switch (command) {
+    case 'inspect':
+      return inspectCommand(args, out);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      out(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`milterkit: unknown command "${command}"\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`milterkit: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
