@@ -18,6 +18,8 @@ export interface Delimiter {
 const DASH = 0x2d;
 const LF = 0x0a;
 const CR = 0x0d;
+/** Transport padding accepted after a delimiter: SMTP's line limit (mailsplit uses the same). */
+const MAX_PADDING = 998;
 
 /**
  * Finds delimiter lines of the multiparts that are open at a point of the parse. The boundaries form a
@@ -30,7 +32,13 @@ export class BoundaryScanner {
   /** The byte that ends a line: LF, or CR for messages that have no LF at all (old Mac mail). */
   private readonly eolByte: number;
   private readonly needle: Buffer;
-  private readonly stack: Buffer[] = [];
+  /** Open boundaries, outermost first. */
+  private readonly stack: string[] = [];
+  /** Boundary text -> the levels that use it, innermost last: one lookup per candidate line. */
+  private readonly levels = new Map<string, number[]>();
+  private longest = 0;
+  /** Lengths of the open boundaries: most "--" lines (signatures, rulers) are rejected without a string. */
+  private readonly lengths = new Map<number, number>();
 
   constructor(src: ByteSource, eolByte: number) {
     this.src = src;
@@ -44,39 +52,63 @@ export class BoundaryScanner {
 
   /** Opens a multipart; returns false when an enclosing multipart already uses this boundary. */
   push(boundary: string): boolean {
-    const bytes = Buffer.from(boundary, 'latin1');
-    const unique = !this.stack.some((b) => b.equals(bytes));
-    this.stack.push(bytes);
-    return unique;
+    const level = this.stack.length;
+    this.stack.push(boundary);
+    this.longest = Math.max(this.longest, boundary.length);
+    this.lengths.set(boundary.length, (this.lengths.get(boundary.length) ?? 0) + 1);
+    const users = this.levels.get(boundary);
+    if (users) {
+      users.push(level);
+      return false;
+    }
+    this.levels.set(boundary, [level]);
+    return true;
   }
 
   pop(): void {
-    this.stack.pop();
+    const boundary = this.stack.pop();
+    if (boundary === undefined) return;
+    const users = this.levels.get(boundary) as number[];
+    users.pop();
+    if (users.length === 0) this.levels.delete(boundary);
+    const count = (this.lengths.get(boundary.length) as number) - 1;
+    if (count === 0) this.lengths.delete(boundary.length);
+    else this.lengths.set(boundary.length, count);
   }
 
-  /** The delimiter on the line that starts at `lineStart`, if that line is one. */
+  /**
+   * The delimiter on the line that starts at `lineStart`, if that line is one: `--boundary` or
+   * `--boundary--`, then transport padding (RFC 2046 5.1.1), then the line break or the end of input.
+   */
   matchLine(lineStart: number): Omit<Delimiter, 'eolStart'> | undefined {
     const src = this.src;
     const len = src.length;
     if (this.stack.length === 0 || lineStart + 2 > len) return undefined;
     if (src.byteAt(lineStart) !== DASH || src.byteAt(lineStart + 1) !== DASH) return undefined;
-    for (let level = this.stack.length - 1; level >= 0; level--) {
-      const boundary = this.stack[level] as Buffer;
-      if (!src.equalsAt(lineStart + 2, boundary)) continue;
-      let pos = lineStart + 2 + boundary.length;
-      const close = pos + 1 < len && src.byteAt(pos) === DASH && src.byteAt(pos + 1) === DASH;
-      const markerEnd = close ? pos + 2 : pos;
-      // Transport padding (RFC 2046 5.1.1) may follow; in LF mode a CR before the LF is part of the break.
-      pos = markerEnd;
-      while (pos < len) {
-        const c = src.byteAt(pos);
-        if (c === 0x20 || c === 0x09 || (c === CR && this.eolByte === LF)) pos++;
-        else break;
-      }
-      if (pos < len && src.byteAt(pos) !== this.eolByte) continue;
-      return { lineStart, level, close, markerEnd, lineEnd: pos < len ? pos + 1 : len };
+    const window = Math.min(len, lineStart + 2 + this.longest + 2 + MAX_PADDING + 1);
+    let eolAt = src.indexOfByte(this.eolByte, lineStart + 2, window);
+    if (eolAt < 0) {
+      if (window < len) return undefined;
+      eolAt = len;
     }
-    return undefined;
+    let end = eolAt;
+    while (end > lineStart + 2) {
+      const c = src.byteAt(end - 1);
+      if (c === 0x20 || c === 0x09 || (c === CR && this.eolByte === LF)) end--;
+      else break;
+    }
+    const length = end - lineStart - 2;
+    if (!this.lengths.has(length) && !this.lengths.has(length - 2)) return undefined;
+    const text = src.latin1(lineStart + 2, end);
+    let users = this.levels.get(text);
+    let close = false;
+    if (users === undefined && text.endsWith('--')) {
+      users = this.levels.get(text.slice(0, -2));
+      close = true;
+    }
+    if (users === undefined) return undefined;
+    const level = users[users.length - 1] as number;
+    return { lineStart, level, close, markerEnd: end, lineEnd: eolAt < len ? eolAt + 1 : len };
   }
 
   /** Whether `pos` is the start of a line. */
