@@ -18,6 +18,26 @@ export interface DecodedText {
 const ASCII_NAMES = new Set(['us-ascii', 'ascii', 'ansi_x3.4-1968', 'iso646-us', '7bit', 'us', 'default']);
 const UTF8_NAMES = new Set(['utf-8', 'utf8', 'unicode-1-1-utf-8', 'x-unicode20utf8']);
 const JAPANESE = /^(?:jis|iso-?2022-?jp|eucjp)/;
+/**
+ * Labels that mail clients and browsers (the WHATWG Encoding Standard) decode as a superset: mail
+ * labelled ISO-8859-1 routinely carries Windows "smart quotes" in 0x80-0x9F.
+ */
+const SUPERSETS = new Map([
+  ['iso-8859-1', 'windows-1252'],
+  ['iso8859-1', 'windows-1252'],
+  ['iso_8859-1', 'windows-1252'],
+  ['latin1', 'windows-1252'],
+  ['l1', 'windows-1252'],
+  ['cp819', 'windows-1252'],
+  ['iso-8859-9', 'windows-1254'],
+  ['iso8859-9', 'windows-1254'],
+  ['latin5', 'windows-1254'],
+  ['iso-8859-11', 'windows-874'],
+  ['tis-620', 'windows-874'],
+  ['gb2312', 'gbk'],
+  ['x-gbk', 'gbk'],
+  ['ks_c_5601-1987', 'euc-kr'],
+]);
 
 export function normalizeCharsetName(declared: string): string {
   return declared.trim().replace(/^["']|["']$/g, '').toLowerCase();
@@ -42,10 +62,11 @@ export function isKnownCharset(declared: string): boolean {
 
 export function decodeCharset(bytes: Buffer, declared: string | undefined, fallback: string): DecodedText {
   if (declared === undefined) return { text: decodeUndeclared(bytes, fallback) };
-  const name = normalizeCharsetName(declared);
+  const declaredName = normalizeCharsetName(declared);
+  const name = SUPERSETS.get(declaredName) ?? declaredName;
   if (name === '' || ASCII_NAMES.has(name)) return { text: decodeUndeclared(bytes, fallback) };
   if (UTF8_NAMES.has(name)) return { text: bytes.toString('utf8') };
   if (JAPANESE.test(name)) return { text: decodeWithLibmime(bytes, name) };
   if (iconv.encodingExists(name)) return { text: iconv.decode(bytes, name) };
-  return { text: decodeUndeclared(bytes, fallback), unknownCharset: name };
+  return { text: decodeUndeclared(bytes, fallback), unknownCharset: declaredName };
 }

@@ -25,8 +25,10 @@ export type DefectCode =
   | 'invalid-transfer-encoding'
   /** A message/rfc822 part whose body is base64 or quoted-printable encoded (RFC 2046 5.2.1 forbids it). */
   | 'encoded-message'
-  /** A header block that does not end with an empty line. */
+  /** A header block that does not end with an empty line (or a part whose first line is not a field). */
   | 'missing-header-separator'
+  /** A line inside a header block that is neither a field nor a continuation: kept raw, reading goes on. */
+  | 'invalid-header-line'
   /** A raw 8-bit header value that is not UTF-8: decoded with the fallback charset. */
   | 'invalid-8bit-header'
   /** A malformed RFC 2047 encoded-word, left as written. */

@@ -16,6 +16,8 @@ export interface EncodedWordIssues {
 
 const WORD = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;
 const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
+/** What is left looking like the start of a word: an unknown encoding letter, or never terminated. */
+const MALFORMED_WORD = /=\?[^?\s]+\?(?:[^bBqQ]|[bBqQ]\?[^?\s]*(?:$|\s))/;
 
 function hexValue(code: number): number {
   if (code >= 0x30 && code <= 0x39) return code - 0x30;
@@ -82,5 +84,7 @@ export function decodeEncodedWords(input: string, fallbackCharset: string, issue
     }
   }
   flush();
-  return out + input.slice(last);
+  const rest = input.slice(last);
+  if (issues && MALFORMED_WORD.test(out + rest)) issues.invalidWords++;
+  return out + rest;
 }

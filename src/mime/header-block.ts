@@ -52,9 +52,12 @@ function fieldNameEnd(src: ByteSource, lineStart: number, contentEnd: number): n
 }
 
 /**
- * Splits a header block into fields, line by line. The block ends at an empty line, at a delimiter of
- * an open multipart, or at the first line that is neither a field nor a continuation: from there on it
- * is body (as Python's email and most clients read it), with a `missing-header-separator` defect.
+ * Splits a header block into fields, line by line, up to the empty line (or a delimiter of an open
+ * multipart, or the end). A line that is neither a field nor a continuation:
+ * - as the very first line, means the part has no headers: it is body (`missing-header-separator`);
+ * - after a field, is kept raw as an invalid entry and reading goes on (`invalid-header-line`), as
+ *   MimeKit and mailsplit do. Python stops there instead, but a filter must not let a junk line hide
+ *   the Content-Type below it from its view while a client still applies it.
  */
 export function parseHeaderBlock(input: HeaderBlockInput): HeaderBlock {
   const { src, start, eolByte, ctx } = input;
@@ -70,9 +73,9 @@ export function parseHeaderBlock(input: HeaderBlockInput): HeaderBlock {
     if (fieldStart >= 0) fields.push(Header.parsed(fieldName, src, fieldStart, fieldValueStart, end, ctx));
     fieldStart = -1;
   };
-  const endWithoutSeparator = (pos: number): HeaderBlock => {
+  const endWithoutSeparator = (pos: number, bodyFollows: boolean): HeaderBlock => {
     closeField(pos);
-    if (pos > start) ctx.report('missing-header-separator', pos);
+    if (pos > start || bodyFollows) ctx.report('missing-header-separator', pos);
     return { fields, prefixEnd, overflowStart, separatorStart: pos, bodyStart: pos, hasSeparator: false, eol };
   };
   let pos = start;
@@ -88,12 +91,12 @@ export function parseHeaderBlock(input: HeaderBlockInput): HeaderBlock {
     const first = src.byteAt(pos);
     if (overflowStart !== undefined) {
       // Past the limit nothing is interpreted; we only look for where the block ends.
-      if (first === 0x2d && input.isDelimiterLine(pos)) return endWithoutSeparator(pos);
+      if (first === 0x2d && input.isDelimiterLine(pos)) return endWithoutSeparator(pos, false);
       pos = next;
       continue;
     }
     if (first === SP || first === HT) {
-      if (fieldStart < 0) return endWithoutSeparator(pos);
+      if (fieldStart < 0 && fields.length === 0) return endWithoutSeparator(pos, true);
       pos = next;
       continue;
     }
@@ -102,9 +105,19 @@ export function parseHeaderBlock(input: HeaderBlockInput): HeaderBlock {
       pos = next;
       continue;
     }
-    if (first === 0x2d && input.isDelimiterLine(pos)) return endWithoutSeparator(pos);
+    if (first === 0x2d && input.isDelimiterLine(pos)) return endWithoutSeparator(pos, false);
     const nameEnd = fieldNameEnd(src, pos, contentEnd);
-    if (nameEnd < 0) return endWithoutSeparator(pos);
+    if (nameEnd < 0) {
+      if (fieldStart < 0 && fields.length === 0) return endWithoutSeparator(pos, true);
+      // Kept as a nameless entry (its continuation lines with it) so the block still round-trips.
+      closeField(pos);
+      ctx.report('invalid-header-line', pos);
+      fieldStart = pos;
+      fieldName = '';
+      fieldValueStart = pos;
+      pos = next;
+      continue;
+    }
     closeField(pos);
     if (next - start > input.maxHeaderBytes) {
       overflowStart = pos;
@@ -117,5 +130,5 @@ export function parseHeaderBlock(input: HeaderBlockInput): HeaderBlock {
     fieldValueStart = src.indexOfByte(COLON, nameEnd) + 1;
     pos = next;
   }
-  return endWithoutSeparator(len);
+  return endWithoutSeparator(len, false);
 }

@@ -49,6 +49,11 @@ export class Header {
     return new Header(name, undefined, 0, 0, 0, value.replace(/[\r\n]+/g, ' '), ctx);
   }
 
+  /** A junk line kept from a header block (no field name): it matches no lookup. */
+  get isInvalid(): boolean {
+    return this.name === '';
+  }
+
   get isGenerated(): boolean {
     return this.source === undefined;
   }

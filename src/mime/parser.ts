@@ -179,7 +179,8 @@ export class TreeParser {
     if (first && first.level === level) {
       layout.preambleEnd = first.eolStart;
       if (!first.close) return { opened: { part, layout, level }, childStart: first.lineEnd, childDelimiter: first };
-      // Only a close delimiter: a multipart with no parts.
+      // Only a close delimiter: a multipart with no parts (RFC 2046 requires one).
+      part.report('missing-start-boundary', layout.bodyStart);
       return { finished: this.closeMultipart(part, layout, first) };
     }
     // No delimiter of ours before the enclosing multipart's (or the end): all of it is preamble.

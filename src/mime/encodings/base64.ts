@@ -6,20 +6,25 @@ export interface Decoded {
   invalid: boolean;
 }
 
-const ALPHABET = /[^A-Za-z0-9+/=\r\n\t ]/;
+const NOT_ALPHABET = /[^A-Za-z0-9+/=\r\n\t ]/;
+const DATA_AFTER_PADDING = /=[\s=]*[A-Za-z0-9+/]/;
 
 /**
- * Lenient base64, as mail clients decode it: characters outside the alphabet are skipped and decoding
- * stops at padding (Node's decoder does exactly this). Junk or a truncated quantum is reported.
+ * Lenient base64, as mail clients decode it: characters outside the alphabet are skipped, and data after
+ * an "=" is decoded too (a new quantum starts there, as libbase64 and MimeKit-style decoders do).
+ * RFC 2045 6.8 would allow stopping at the first "=", but a filter must see every byte a client may
+ * decode. Junk, data after padding or a truncated quantum is reported.
  */
 export function decodeBase64(encoded: Buffer): Decoded {
   const text = encoded.toString('latin1');
-  let invalid = ALPHABET.test(text);
-  if (!invalid) {
+  const junk = NOT_ALPHABET.test(text);
+  const restarts = DATA_AFTER_PADDING.test(text);
+  if (!junk && !restarts) {
     const significant = text.replace(/[\s=]+/g, '').length;
-    invalid = significant % 4 === 1 || /=[^=\s]/.test(text.replace(/\s+/g, ''));
+    return { data: Buffer.from(text, 'base64'), invalid: significant % 4 === 1 };
   }
-  return { data: Buffer.from(text, 'base64'), invalid };
+  const segments = text.replace(/[^A-Za-z0-9+/=]+/g, '').split(/=+/).filter((s) => s.length > 0);
+  return { data: Buffer.concat(segments.map((s) => Buffer.from(s, 'base64'))), invalid: true };
 }
 
 /** Base64 in 76-column lines separated by `eol` (RFC 2045 6.8); no line break after the last line. */

@@ -9,15 +9,22 @@ function hexValue(c: number): number {
 
 /**
  * Quoted-printable decoding (RFC 2045 6.7): `=XX` and soft line breaks; an `=` that is neither is kept
- * literally, as mail clients do, and reported. Line breaks are kept as they are in the source.
+ * literally, as mail clients do, and reported. Whitespace at the end of a line is dropped (rule 3:
+ * transports add it). Line breaks are kept as they are in the source.
  */
 export function decodeQuotedPrintable(encoded: Uint8Array): Decoded {
   const out = Buffer.allocUnsafe(encoded.length);
   let n = 0;
   let invalid = false;
+  let protectedUpTo = 0;
   const len = encoded.length;
   for (let i = 0; i < len; i++) {
     const c = encoded[i] as number;
+    if (c === 0x0a || c === 0x0d) {
+      while (n > 0 && (out[n - 1] === 0x20 || out[n - 1] === 0x09) && n > protectedUpTo) n--;
+      out[n++] = c;
+      continue;
+    }
     if (c !== 0x3d) {
       out[n++] = c;
       continue;
@@ -31,18 +38,21 @@ export function decodeQuotedPrintable(encoded: Uint8Array): Decoded {
     }
     if (encoded[j] === 0x0d || encoded[j] === 0x0a) {
       i = encoded[j] === 0x0d && encoded[j + 1] === 0x0a ? j + 1 : j;
+      protectedUpTo = n; // whitespace before a soft line break is content
       continue;
     }
     const hi = i + 2 < len ? hexValue(encoded[i + 1] as number) : -1;
     const lo = hi >= 0 ? hexValue(encoded[i + 2] as number) : -1;
     if (hi >= 0 && lo >= 0) {
       out[n++] = (hi << 4) | lo;
+      protectedUpTo = n; // an encoded =20 at the end of a line is meant
       i += 2;
     } else {
       invalid = true;
       out[n++] = c;
     }
   }
+  while (n > protectedUpTo && (out[n - 1] === 0x20 || out[n - 1] === 0x09)) n--;
   return { data: out.subarray(0, n), invalid };
 }
 
