@@ -1,4 +1,4 @@
-import { parseFile } from '../mime/index.js';
+import { parseFile, parseStream } from '../mime/index.js';
 import type { MimePart } from '../mime/index.js';
 
 /** One row of `milterkit inspect`. */
@@ -49,10 +49,11 @@ export async function inspectCommand(args: string[], out: (line: string) => void
   const json = args.includes('--json');
   const files = args.filter((a) => a !== '--json');
   if (files.length !== 1) {
-    out('usage: milterkit inspect FILE [--json]');
+    out('usage: milterkit inspect FILE|- [--json]');
     return 2;
   }
-  const msg = await parseFile(files[0] as string);
+  const file = files[0] as string;
+  const msg = file === '-' ? await parseStream(process.stdin) : await parseFile(file);
   const parts = [...msg.walk()].map(summarize);
   if (json) {
     out(JSON.stringify({ parts, defects: msg.defects }, null, 2));

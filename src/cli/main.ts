@@ -4,7 +4,8 @@ import { inspectCommand } from './inspect.js';
 const USAGE = `usage: milterkit <command> [options]
 
 commands:
-  inspect FILE [--json]   print the MIME tree of a message: path, type, size, file name, defects`;
+  inspect FILE|- [--json] print the MIME tree of a message (- reads standard input):
+                          path, type, size, file name, defects`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;

@@ -7,8 +7,8 @@
  */
 export class ByteSource {
   readonly length: number;
-  /** The whole source when it is one block: the fast path for every method. */
-  private readonly flat: Buffer | undefined;
+  /** The whole source when it is one block: the fast path for every method, and for hot loops. */
+  readonly flat: Buffer | undefined;
   private readonly blocks: readonly Buffer[];
   /** Global offset of each block's first byte. */
   private readonly starts: readonly number[];
@@ -142,8 +142,17 @@ export class ByteSource {
     }
   }
 
+  /** Whether [start, end) is all 7-bit. */
+  isAscii(start: number, end: number): boolean {
+    const bytes = this.flat ?? this.slice(start, end);
+    const offset = this.flat ? 0 : start;
+    for (let i = start - offset; i < end - offset; i++) if ((bytes[i] as number) > 0x7f) return false;
+    return true;
+  }
+
   /** [start, end) as a Latin-1 string: one char per byte, for ASCII protocol text. */
   latin1(start: number, end: number): string {
-    return this.slice(start, end).toString('latin1');
+    // toString with a range avoids creating a view first (this is on the per-header hot path).
+    return this.flat ? this.flat.toString('latin1', start, end) : this.slice(start, end).toString('latin1');
   }
 }

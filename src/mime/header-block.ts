@@ -38,12 +38,17 @@ const MBOX_FROM = Buffer.from('From ');
 
 /** End of the field name when the line starts with one (`name` WSP* `:`), else -1. */
 function fieldNameEnd(src: ByteSource, lineStart: number, contentEnd: number): number {
+  const flat = src.flat;
   let pos = lineStart;
-  while (pos < contentEnd) {
-    const c = src.byteAt(pos);
-    if (c === COLON) break;
-    if (c <= SP || c > 0x7e) break;
-    pos++;
+  if (flat) {
+    let c = 0;
+    while (pos < contentEnd && (c = flat[pos] as number) !== COLON && c > SP && c <= 0x7e) pos++;
+  } else {
+    while (pos < contentEnd) {
+      const c = src.byteAt(pos);
+      if (c === COLON || c <= SP || c > 0x7e) break;
+      pos++;
+    }
   }
   if (pos === lineStart) return -1;
   let colon = pos;
@@ -127,7 +132,7 @@ export function parseHeaderBlock(input: HeaderBlockInput): HeaderBlock {
     }
     fieldStart = pos;
     fieldName = src.latin1(pos, nameEnd);
-    fieldValueStart = src.indexOfByte(COLON, nameEnd) + 1;
+    fieldValueStart = src.indexOfByte(COLON, nameEnd, contentEnd) + 1;
     pos = next;
   }
   return endWithoutSeparator(len, false);

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import libmime from 'libmime';
 import type { ByteSource } from './byte-source.js';
-import { decodeCharset, isAscii } from './charset.js';
+import { decodeCharset } from './charset.js';
 import type { DecodeContext } from './decode-context.js';
 import { decodeEncodedWords, type EncodedWordIssues } from './encoded-words.js';
 
@@ -75,16 +75,17 @@ export class Header {
   get rawValue(): string {
     if (this.cachedRawValue !== undefined) return this.cachedRawValue;
     let text: string;
+    let bytes: Buffer;
     if (this.generatedValue !== undefined) text = this.generatedValue;
     else {
-      const bytes = (this.source as ByteSource).slice(this.valueStart, this.end);
-      if (isAscii(bytes)) text = bytes.toString('latin1');
-      else if (isUtf8(bytes)) text = bytes.toString('utf8');
+      const source = this.source as ByteSource;
+      if (source.isAscii(this.valueStart, this.end)) text = source.latin1(this.valueStart, this.end);
+      else if (isUtf8((bytes = source.slice(this.valueStart, this.end)))) text = bytes.toString('utf8');
       else {
         this.ctx.report('invalid-8bit-header', this.start, this.name);
         text = decodeCharset(bytes, this.ctx.fallbackCharset, this.ctx.fallbackCharset).text;
       }
-      text = text.replace(/\r\n|\n|\r/g, '');
+      if (text.includes('\n') || text.includes('\r')) text = text.replace(/\r\n|\n|\r/g, '');
     }
     this.cachedRawValue = text.trim();
     return this.cachedRawValue;

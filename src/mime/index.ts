@@ -6,3 +6,5 @@ export { Header, type LineEnding } from './header.js';
 export { HeaderList } from './header-list.js';
 export type { Defect, DefectCode } from './defects.js';
 export { DEFAULT_PARSE_OPTIONS, type ParseOptions } from './options.js';
+export { splitMbox, isMbox } from './mbox.js';
+export { toSafeFilename } from './safe-filename.js';

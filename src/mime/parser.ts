@@ -137,9 +137,10 @@ export class TreeParser {
     const disposition = firstOf(block.fields, 'content-disposition');
     if (disposition.count > 1) part.report('duplicate-content-disposition', disposition.first?.offset ?? pos);
 
-    const typeField = part.field('content-type');
-    if (typeField && !isMediaType(typeField.value)) part.report('invalid-content-type', contentType.first?.offset ?? pos, typeField.value);
     const mediaType = part.contentType;
+    // Parameters are parsed here only when the structure needs them (a boundary) or the type is odd.
+    const typeField = contentType.first && (mediaType.startsWith('multipart/') || mediaType === part.defaultType) ? part.field('content-type') : undefined;
+    if (typeField && !isMediaType(typeField.value)) part.report('invalid-content-type', contentType.first?.offset ?? pos, typeField.value);
     const encodingName = transfer.first?.value;
     const encoding = encodingName === undefined ? '7bit' : parseTransferEncoding(encodingName);
     if (encoding === undefined) part.report('unknown-transfer-encoding', transfer.first?.offset ?? pos, encodingName);

@@ -64,6 +64,13 @@ export interface RootHolder {
 
 const ASCII_ONLY = /^[\x00-\x7f]*$/;
 
+/** The media type of a simple Content-Type value (no quotes or comments before the first ";"), lower-case. */
+function quickMediaType(raw: string): string | undefined {
+  const semicolon = raw.indexOf(';');
+  const head = (semicolon < 0 ? raw : raw.slice(0, semicolon)).trim().toLowerCase();
+  return isMediaType(head) ? head : undefined;
+}
+
 /**
  * One MIME entity: headers plus a body that is a leaf, a multipart (children), or an embedded message
  * (message/rfc822: one child, the embedded message). Decoding is lazy; changes mark the part and its
@@ -91,7 +98,8 @@ export class MimePart implements DecodeContext {
   parent: MimePart | undefined;
   private childList: MimePart[] = [];
   readonly headers: HeaderList;
-  private fieldCache = new Map<string, FieldValue | undefined>();
+  /** Parsed structured fields, created on first use (most parts never need one beyond Content-Type). */
+  private fieldCache: Map<string, FieldValue | undefined> | undefined;
 
   /** @internal Use parseMessage or createPart. */
   constructor(init: {
@@ -109,7 +117,7 @@ export class MimePart implements DecodeContext {
     this.eol = init.eol;
     this.dirty = init.layout === undefined;
     this.headers = new HeaderList(init.fields ?? [], this, () => {
-      this.fieldCache.clear();
+      this.fieldCache = undefined;
       this.markDirty();
     });
   }
@@ -224,6 +232,7 @@ export class MimePart implements DecodeContext {
 
   /** @internal Content-Type / Content-Disposition parsed once and cached until the headers change. */
   field(name: string): FieldValue | undefined {
+    this.fieldCache ??= new Map();
     if (this.fieldCache.has(name)) return this.fieldCache.get(name);
     const header = this.headers.getHeader(name);
     const value = header ? parseField(header, this) : undefined;
@@ -233,6 +242,13 @@ export class MimePart implements DecodeContext {
 
   /** Lower-case "type/subtype"; the RFC 2045/2046 default when missing or unparseable. */
   get contentType(): string {
+    if (this.fieldCache?.has('content-type') !== true) {
+      // Most Content-Type values are plain `type/subtype; ...`: read the type without parsing parameters.
+      const header = this.headers.getHeader('content-type');
+      if (!header) return this.defaultType;
+      const quick = quickMediaType(header.rawValue);
+      if (quick !== undefined) return quick;
+    }
     const declared = this.field('content-type')?.value;
     return declared !== undefined && isMediaType(declared) ? declared : this.defaultType;
   }
