@@ -18,6 +18,8 @@ export interface Delimiter {
 const DASH = 0x2d;
 const LF = 0x0a;
 const CR = 0x0d;
+const LF_DASHES = Buffer.from([LF, DASH, DASH]);
+const CR_DASHES = Buffer.from([CR, DASH, DASH]);
 /** Transport padding accepted after a delimiter: SMTP's line limit (mailsplit uses the same). */
 const MAX_PADDING = 998;
 
@@ -43,7 +45,7 @@ export class BoundaryScanner {
   constructor(src: ByteSource, eolByte: number) {
     this.src = src;
     this.eolByte = eolByte;
-    this.needle = Buffer.from([eolByte, DASH, DASH]);
+    this.needle = eolByte === LF ? LF_DASHES : CR_DASHES;
   }
 
   get depth(): number {

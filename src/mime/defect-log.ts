@@ -20,7 +20,7 @@ interface PendingDefect {
 export class DefectLog {
   readonly list: Defect[] = [];
   readonly fallbackCharset: string;
-  private readonly seen = new Set<string>();
+  private seen: Set<string> | undefined;
   private pending: PendingDefect[] | undefined = [];
 
   constructor(fallbackCharset: string) {
@@ -41,6 +41,7 @@ export class DefectLog {
 
   private record(path: string, code: DefectCode, offset: number, detail: string | undefined): void {
     const key = `${code}\0${path}\0${offset}\0${detail ?? ''}`;
+    this.seen ??= new Set();
     if (this.seen.has(key)) return;
     this.seen.add(key);
     this.list.push(detail === undefined ? { code, path, offset } : { code, path, offset, detail });

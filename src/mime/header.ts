@@ -58,9 +58,11 @@ export class Header {
     return this.source === undefined;
   }
 
-  /** Lower-case name, for lookups. */
+  private lowerName: string | undefined;
+
+  /** Lower-case name, for lookups (made on first use: most fields are never looked up). */
   get key(): string {
-    return this.name.toLowerCase();
+    return (this.lowerName ??= this.name.toLowerCase());
   }
 
   /** Byte offset of the field in its source (0 for generated fields). */

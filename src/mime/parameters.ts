@@ -44,6 +44,24 @@ function skipComment(s: string, i: number): number {
   return s.length;
 }
 
+/** Index of the next ";" outside comments, or the end. */
+function nextSemicolon(s: string, i: number): number {
+  for (; i < s.length; i++) {
+    if (s[i] === ';') return i;
+    if (s[i] === '(') i = skipComment(s, i) - 1;
+  }
+  return s.length;
+}
+
+function stripComments(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; ) {
+    if (s[i] === '(') i = skipComment(s, i);
+    else out += s[i++];
+  }
+  return out;
+}
+
 function readQuoted(s: string, i: number): { text: string; next: number } {
   // i is at the opening quote; an unterminated string runs to the end.
   let text = '';
@@ -73,8 +91,9 @@ export function parseStructuredValue(input: string): StructuredValue {
       value += q.text;
       i = q.next;
     } else {
-      value += c;
-      i++;
+      const start = i;
+      while (i < input.length && input[i] !== ';' && input[i] !== '(' && input[i] !== '"') i++;
+      value += input.slice(start, i);
     }
   }
   const params: RawParameter[] = [];
@@ -83,7 +102,11 @@ export function parseStructuredValue(input: string): StructuredValue {
     let name = '';
     while (i < input.length && input[i] !== '=' && input[i] !== ';') {
       if (input[i] === '(') i = skipComment(input, i);
-      else name += input[i++];
+      else {
+        const start = i;
+        while (i < input.length && input[i] !== '=' && input[i] !== ';' && input[i] !== '(') i++;
+        name += input.slice(start, i);
+      }
     }
     if (input[i] !== '=') continue; // "; junk;" has no value: not a parameter
     i++;
@@ -96,11 +119,10 @@ export function parseStructuredValue(input: string): StructuredValue {
       while (i < input.length && input[i] !== ';') i++; // junk after the closing quote
     } else {
       // Lenient: unquoted values with spaces (`filename=my file.exe`) are taken whole, as clients do.
-      while (i < input.length && input[i] !== ';') {
-        if (input[i] === '(') i = skipComment(input, i);
-        else text += input[i++];
-      }
-      text = text.trim();
+      const end = nextSemicolon(input, i);
+      const raw = input.slice(i, end);
+      text = (raw.includes('(') ? stripComments(raw) : raw).trim();
+      i = end;
     }
     const key = name.trim().toLowerCase();
     if (key !== '') params.push({ ...splitName(key), value: text });

@@ -28,16 +28,34 @@ interface Frame {
 
 type Begun = { opened: Frame; childStart: number; childDelimiter: Delimiter | undefined } | { finished: Finished };
 
-function firstOf(fields: Header[], key: string): { first: Header | undefined; count: number } {
-  let first: Header | undefined;
-  let count = 0;
+interface ContentFields {
+  contentType: Header | undefined;
+  transferEncoding: Header | undefined;
+  disposition: Header | undefined;
+  /** How many of each there were: more than one is a defect. */
+  counts: [number, number, number];
+}
+
+/** The first Content-Type, Content-Transfer-Encoding and Content-Disposition fields, in one pass. */
+function contentFields(fields: readonly Header[]): ContentFields {
+  const found: ContentFields = { contentType: undefined, transferEncoding: undefined, disposition: undefined, counts: [0, 0, 0] };
   for (const h of fields) {
-    if (h.key === key) {
-      first ??= h;
-      count++;
+    // Cheap checks first: lower-casing every name would cost a string per field.
+    if (h.name.length < 12 || (h.name.charCodeAt(0) | 0x20) !== 0x63) continue;
+    const key = h.key;
+    if (!key.startsWith('content-')) continue;
+    if (key === 'content-type') {
+      found.contentType ??= h;
+      found.counts[0]++;
+    } else if (key === 'content-transfer-encoding') {
+      found.transferEncoding ??= h;
+      found.counts[1]++;
+    } else if (key === 'content-disposition') {
+      found.disposition ??= h;
+      found.counts[2]++;
     }
   }
-  return { first, count };
+  return found;
 }
 
 /**
@@ -130,29 +148,28 @@ export class TreeParser {
     part.layout = layout;
     part.dirty = false;
 
-    const contentType = firstOf(block.fields, 'content-type');
-    const transfer = firstOf(block.fields, 'content-transfer-encoding');
-    if (contentType.count > 1) part.report('duplicate-content-type', contentType.first?.offset ?? pos);
-    if (transfer.count > 1) part.report('duplicate-content-transfer-encoding', transfer.first?.offset ?? pos);
-    const disposition = firstOf(block.fields, 'content-disposition');
-    if (disposition.count > 1) part.report('duplicate-content-disposition', disposition.first?.offset ?? pos);
+    const fields = contentFields(block.fields);
+    const [typeCount, encodingCount, dispositionCount] = fields.counts;
+    if (typeCount > 1) part.report('duplicate-content-type', fields.contentType?.offset ?? pos);
+    if (encodingCount > 1) part.report('duplicate-content-transfer-encoding', fields.transferEncoding?.offset ?? pos);
+    if (dispositionCount > 1) part.report('duplicate-content-disposition', fields.disposition?.offset ?? pos);
 
     const mediaType = part.contentType;
     // Parameters are parsed here only when the structure needs them (a boundary) or the type is odd.
-    const typeField = contentType.first && (mediaType.startsWith('multipart/') || mediaType === part.defaultType) ? part.field('content-type') : undefined;
-    if (typeField && !isMediaType(typeField.value)) part.report('invalid-content-type', contentType.first?.offset ?? pos, typeField.value);
-    const encodingName = transfer.first?.value;
+    const typeField = fields.contentType && (mediaType.startsWith('multipart/') || mediaType === part.defaultType) ? part.field('content-type') : undefined;
+    if (typeField && !isMediaType(typeField.value)) part.report('invalid-content-type', fields.contentType?.offset ?? pos, typeField.value);
+    const encodingName = fields.transferEncoding?.value;
     const encoding = encodingName === undefined ? '7bit' : parseTransferEncoding(encodingName);
-    if (encoding === undefined) part.report('unknown-transfer-encoding', transfer.first?.offset ?? pos, encodingName);
+    if (encoding === undefined) part.report('unknown-transfer-encoding', fields.transferEncoding?.offset ?? pos, encodingName);
     const atDepthLimit = depth >= this.options.maxDepth;
 
     if (mediaType.startsWith('multipart/')) {
       const boundary = param(typeField, 'boundary')?.replace(/[ \t]+$/, '');
-      if (!boundary) part.report('multipart-without-boundary', contentType.first?.offset ?? pos);
+      if (!boundary) part.report('multipart-without-boundary', fields.contentType?.offset ?? pos);
       else if (atDepthLimit) part.report('depth-limit-exceeded', pos);
       else {
         if (encoding !== '7bit' && encoding !== '8bit' && encoding !== 'binary') {
-          part.report('invalid-transfer-encoding', transfer.first?.offset ?? pos, encodingName);
+          part.report('invalid-transfer-encoding', fields.transferEncoding?.offset ?? pos, encodingName);
         }
         return this.openMultipart(part, layout, boundary);
       }
