@@ -1,4 +1,5 @@
 import { decodeCharset } from './charset.js';
+import { hexValue } from './encodings/quoted-printable.js';
 
 /**
  * RFC 2047 encoded-word decoding.
@@ -18,13 +19,6 @@ const WORD = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;
 const BASE64_TEXT = /^[A-Za-z0-9+/]*={0,2}$/;
 /** What is left looking like the start of a word: an unknown encoding letter, or never terminated. */
 const MALFORMED_WORD = /=\?[^?\s]+\?(?:[^bBqQ]|[bBqQ]\?[^?\s]*(?:$|\s))/;
-
-function hexValue(code: number): number {
-  if (code >= 0x30 && code <= 0x39) return code - 0x30;
-  const lower = code | 0x20;
-  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10;
-  return -1;
-}
 
 function decodeQ(text: string): Buffer {
   const out = Buffer.allocUnsafe(text.length);

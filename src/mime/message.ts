@@ -1,7 +1,7 @@
 import type { Writable } from 'node:stream';
 import { once } from 'node:events';
 import type { Defect } from './defects.js';
-import type { ParseOptions, ResolvedParseOptions } from './options.js';
+import type { ResolvedParseOptions } from './options.js';
 import type { MimePart, RootHolder } from './part.js';
 import { partChunks } from './serializer.js';
 
@@ -64,4 +64,3 @@ export class MimeMessage implements RootHolder {
   }
 }
 
-export type { ParseOptions };

@@ -1,7 +1,8 @@
 import type { LineEnding } from '../header.js';
 import type { Decoded } from './base64.js';
 
-function hexValue(c: number): number {
+/** Value of an ASCII hex digit, or -1. */
+export function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   const lower = c | 0x20;
   return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
