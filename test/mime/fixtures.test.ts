@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as generators from '../../fixtures/generate-mime.js';
-import { parseMessage, type MimeMessage, type MimePart } from '../../src/index.js';
+import { toCrlf, toLf } from '../../fixtures/generate-mime.js';
+import { parseMessage, parseStream, type MimeMessage, type MimePart } from '../../src/index.js';
 import { compareWithMailparser } from './differential.js';
 
 interface ExpectedPart {
@@ -103,6 +105,18 @@ describe('named MIME fixtures', () => {
         const msg = parseMessage(bytes, optionsFor(f));
         expect(msg.toBuffer().equals(bytes)).toBe(true);
       });
+      if (f.file) {
+        it('round-trips its LF and CRLF variants, and fed in 1..16-byte chunks', async () => {
+          for (const variant of [toLf(bytes), toCrlf(bytes)]) expect(parseMessage(variant).toBuffer().equals(variant)).toBe(true);
+          const tree = JSON.stringify([...parseMessage(bytes).walk()].map((p) => [p.path, p.contentType, p.size]));
+          for (let size = 1; size <= 16; size++) {
+            const chunks = Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, (i + 1) * size));
+            const streamed = await parseStream(Readable.from(chunks), { blockSize: 1 });
+            expect(streamed.toBuffer().equals(bytes)).toBe(true);
+            expect(JSON.stringify([...streamed.walk()].map((p) => [p.path, p.contentType, p.size]))).toBe(tree);
+          }
+        });
+      }
       it('parses into the expected tree, texts and defects', () => {
         checkExpectations(f, parseMessage(bytes, optionsFor(f)));
       });
