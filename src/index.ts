@@ -1,1 +1,2 @@
 export * from './mime/index.js';
+export * from './defang/index.js';

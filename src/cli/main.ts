@@ -1,11 +1,15 @@
 #!/usr/bin/env node
+import { defangCommand } from './defang.js';
 import { inspectCommand } from './inspect.js';
 
 const USAGE = `usage: milterkit <command> [options]
 
 commands:
   inspect FILE|- [--json] print the MIME tree of a message (- reads standard input):
-                          path, type, size, file name, defects`;
+                          path, type, size, file name, defects
+  defang FILE|- [-o OUT|-] [--policy FILE] [--json] [--sender ADDR] [--recipient ADDR]...
+                          remove dangerous attachments and active HTML; exit 0 clean,
+                          3 changed, 4 quarantine, 5 reject`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -15,6 +19,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'inspect':
       return inspectCommand(args, out);
+    case 'defang':
+      return defangCommand(args, out);
     case undefined:
     case '-h':
     case '--help':

@@ -260,6 +260,11 @@ export class MimePart implements DecodeContext {
     return map;
   }
 
+  /** Every Content-Type parameter in order, duplicates kept (two `boundary=` are a known evasion). */
+  get contentTypeParameters(): readonly { name: string; value: string }[] {
+    return this.field('content-type')?.params ?? [];
+  }
+
   /** Declared charset, lower-case. */
   get charset(): string | undefined {
     return param(this.field('content-type'), 'charset')?.trim().toLowerCase();
