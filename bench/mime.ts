@@ -6,18 +6,17 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { loadCorpus as loadCorpusMessages } from '../fixtures/corpus.js';
 import { bigAttachment } from '../fixtures/generate-mime.js';
 import type { Area, BenchOptions } from './lib/area.js';
 import { runChild } from './lib/child.js';
+import { corpusSample, readMessages, writeMessages } from './lib/message-file.js';
 import { baselineRss, peakRss } from './lib/memory.js';
 import { printTable } from './lib/table.js';
 import { median, timeIt } from './lib/timing.js';
 
 const WORK_DIR = fileURLToPath(new URL('.work/', import.meta.url));
-/** The corpus messages of this run back to back, plus their lengths: one read in the child (see loadCorpus). */
+/** The corpus messages of this run (see lib/message-file.ts). */
 const CORPUS_FILE = join(WORK_DIR, 'corpus.bin');
-const CORPUS_LENGTHS = join(WORK_DIR, 'corpus-lengths.json');
 const BIG_FILE = join(WORK_DIR, 'big-attachment.eml');
 /** bigAttachment() stays at or just under this (25 MiB). */
 const BIG_BYTES = 25 * 2 ** 20;
@@ -176,36 +175,15 @@ const INPUTS: readonly InputId[] = ['corpus', 'big'];
 
 // ---- inputs ----
 
-/** Every message of the SpamAssassin public corpus, original bytes, in a stable order. */
-function readCorpus(): Buffer[] {
-  return loadCorpusMessages().map((m) => m.bytes);
-}
-
-/**
- * Writes this run's inputs to bench/.work/ and returns their sizes. The corpus goes into one file
- * because a child that parsed 6,000 JSON files would reach its peak RSS while loading, hiding the peak
- * of the work measured.
- */
+/** Writes this run's inputs to bench/.work/ and returns their sizes. */
 function prepareInputs(quick: boolean): { corpusMessages: number; corpusBytes: number; bigBytes: number } {
   mkdirSync(WORK_DIR, { recursive: true });
-  const all = readCorpus();
-  // An even spread over all groups (ham and spam), not just the first 1,000 hams.
-  const count = quick ? Math.min(QUICK_CORPUS_MESSAGES, all.length) : all.length;
-  const chosen = Array.from({ length: count }, (_, i) => all[Math.floor((i * all.length) / count)]!);
-  writeFileSync(CORPUS_FILE, Buffer.concat(chosen));
-  writeFileSync(CORPUS_LENGTHS, JSON.stringify(chosen.map((message) => message.length)));
+  const chosen = corpusSample(quick ? QUICK_CORPUS_MESSAGES : Infinity);
+  writeMessages(CORPUS_FILE, chosen);
   const big = bigAttachment(BIG_BYTES);
   writeFileSync(BIG_FILE, big);
   const corpusBytes = chosen.reduce((sum, message) => sum + message.length, 0);
   return { corpusMessages: chosen.length, corpusBytes, bigBytes: big.length };
-}
-
-/** The corpus as views into one buffer read in a single call. */
-function loadCorpus(): Buffer[] {
-  const all = readFileSync(CORPUS_FILE);
-  const lengths = JSON.parse(readFileSync(CORPUS_LENGTHS, 'utf8')) as number[];
-  let offset = 0;
-  return lengths.map((length) => all.subarray(offset, (offset += length)));
 }
 
 // ---- child side ----
@@ -239,7 +217,7 @@ async function measure(spec: Spec): Promise<Sample> {
     return { seconds, bytes: expected.length, messages: 1, baselineRss: baseline, peakRss: peak, identical };
   }
 
-  const messages = spec.input === 'corpus' ? loadCorpus() : [readFileSync(BIG_FILE)];
+  const messages = spec.input === 'corpus' ? readMessages(CORPUS_FILE) : [readFileSync(BIG_FILE)];
   // One untimed pass first: a filter is a long-running process, so steady state is what matters, and
   // every peer gets the same warm-up.
   for (const message of messages) await runner.measure(message);

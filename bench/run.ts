@@ -2,9 +2,10 @@
 // The same script is the child process of every measurement: `run.ts --child <area> <json spec>`.
 import type { Area } from './lib/area.js';
 import { replyToParent } from './lib/child.js';
+import { defangArea } from './defang.js';
 import { mime } from './mime.js';
 
-const AREAS: readonly Area[] = [mime];
+const AREAS: readonly Area[] = [mime, defangArea];
 
 function findArea(name: string | undefined): Area {
   const area = AREAS.find((a) => a.name === name);

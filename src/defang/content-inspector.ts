@@ -28,10 +28,11 @@ export interface InspectionContext {
 }
 
 // Zip problems and what they mean for a filter.
-const AMBIGUOUS_ZIP = new Set(['multiple-archives', 'prepended-data', 'central-local-mismatch']);
+const AMBIGUOUS_ZIP = new Set(['multiple-archives', 'prepended-data', 'trailing-data', 'central-local-mismatch', 'overlapping-members']);
 const LIMIT_ZIP = new Set(['member-limit', 'size-limit', 'ratio-limit']);
-const UNREADABLE_ZIP = new Set(['not-a-zip', 'corrupt', 'unsupported-method', 'zip64', 'truncated']);
+const UNREADABLE_ZIP = new Set(['not-a-zip', 'corrupt', 'unsupported-method']);
 const UNSCANNABLE: ReadonlySet<SniffedType> = new Set(['rar', '7z', 'cab', 'bzip2', 'xz']);
+const ZIP_END = Buffer.from('504b0506', 'hex');
 // OOXML keeps VBA in vbaProject.bin (word/, xl/, ppt/): a macro document whatever its extension.
 const OOXML_MACROS = /(?:^|\/)vbaproject\.bin$/i;
 
@@ -50,10 +51,20 @@ function inspectZip(data: Buffer, ctx: InspectionContext): Reason[] {
   const limits = { ...ctx.policy.archives, maxTotalBytes: Math.max(0, ctx.budget.bytes) };
   const listing = readZip(data, limits);
   const reasons: Reason[] = [];
+  // Several names may share one member's bytes (central vs local names): inspect the bytes once.
+  const contentReasons = new Map<Buffer, Reason[]>();
   for (const member of listing.members) {
-    ctx.budget.bytes -= member.data?.length ?? 0;
     if (OOXML_MACROS.test(member.name)) reasons.push({ code: 'macro-document', detail: escapeName(member.name) });
-    const found = inspectEmbedded(member.name, member.data, ctx);
+    const found = nameReasons(member.name, ctx.sets.bannedExtensions, ctx.sets.compression);
+    if (member.data) {
+      let inner = contentReasons.get(member.data);
+      if (!inner) {
+        ctx.budget.bytes -= member.data.length;
+        inner = inspectContent(member.data, { ...ctx, depth: ctx.depth + 1, isBody: false }).reasons;
+        contentReasons.set(member.data, inner);
+      }
+      found.push(...inner);
+    }
     if (member.encrypted) reasons.push({ code: 'encrypted-archive', detail: escapeName(member.name) });
     if (found.length > 0) reasons.push({ code: 'dangerous-archive-member', detail: `${escapeName(member.name)}: ${codes(found)}` });
   }
@@ -119,6 +130,10 @@ export function inspectContent(data: Buffer, ctx: InspectionContext): ContentVer
       break;
   }
   if (sniffed === 'onenote' || (sniffed === 'ole' && oleHasMacros(data))) reasons.push({ code: 'macro-document', detail: sniffed });
+  // A zip behind other data (a picture with an archive appended, a self-extractor): look inside too.
+  if (!ctx.isBody && sniffed !== 'zip' && CATEGORY[sniffed] !== 'executable' && data.includes(ZIP_END)) {
+    reasons.push(...inspectZip(data, ctx));
+  }
   if (CATEGORY[sniffed] === 'archive') {
     if (ctx.depth >= ctx.policy.archives.maxDepth) reasons.push({ code: 'archive-limit-exceeded', detail: `depth ${ctx.depth}` });
     else if (ctx.budget.bytes <= 0) reasons.push({ code: 'archive-limit-exceeded', detail: 'total size' });

@@ -109,6 +109,8 @@ export function defang(msg: MimeMessage, policyInput: PolicyInput = {}, options:
     const path = part.path;
     const findings = evaluatePart(part, () => msg.defects.filter((d) => d.path === path), policy, sets);
     const action = actionFor(findings, policy);
+    // Hashing is the costly part of a report: only parts that are reported get one.
+    const reported = options.reportAll === true || findings.reasons.length > 0;
     const report: PartReport = {
       path,
       declaredType: part.contentType,
@@ -116,10 +118,10 @@ export function defang(msg: MimeMessage, policyInput: PolicyInput = {}, options:
       names: findings.names.map((n) => escapeName(n)),
       action,
       reasons: findings.reasons,
-      sha256: sha256(findings.content),
+      sha256: reported ? sha256(findings.content) : '',
       size: findings.content?.length ?? part.size,
     };
-    return { findings, action, report };
+    return { findings, action, report, reported };
   });
 
   let changed = false;
@@ -135,7 +137,7 @@ export function defang(msg: MimeMessage, policyInput: PolicyInput = {}, options:
     }
   }
 
-  const parts = evaluated.filter((e) => options.reportAll || e.findings.reasons.length > 0).map((e) => e.report);
+  const parts = evaluated.filter((e) => e.reported).map((e) => e.report);
   const verdict = verdictOf(
     evaluated.map((e) => e.action),
     changed,

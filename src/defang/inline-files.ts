@@ -32,6 +32,13 @@ function decodeYenc(body: string): Buffer {
   return Buffer.from(out);
 }
 
+const MARKERS = [Buffer.from('begin '), Buffer.from('begin-base64 '), Buffer.from('=ybegin'), Buffer.from('BinHex')];
+
+/** Whether a body may hold an inline file: a native search, so that ordinary text costs next to nothing. */
+export function mayHoldInlineFiles(body: Buffer): boolean {
+  return MARKERS.some((marker) => body.includes(marker));
+}
+
 /** Every inline file in a decoded text body (latin1 view: the encodings are 8-bit safe). */
 export function findInlineFiles(text: string): InlineFile[] {
   if (!/^begin|=ybegin|BinHex/m.test(text)) return [];

@@ -3,7 +3,7 @@ import type { MimePart } from '../mime/part.js';
 import { HTML_EXTENSIONS } from './banned-lists.js';
 import { inspectContent } from './content-inspector.js';
 import { sanitizeHtml } from './html-sanitizer.js';
-import { findInlineFiles, type InlineFile } from './inline-files.js';
+import { findInlineFiles, mayHoldInlineFiles, type InlineFile } from './inline-files.js';
 import { distinctNames, escapeName, extensionOf, nameReasons, nameVariants } from './names.js';
 import type { DefangPolicy, PolicySets } from './policy.js';
 import type { SniffedType } from './sniff.js';
@@ -109,7 +109,7 @@ export function evaluatePart(part: MimePart, defectsOf: () => readonly Defect[],
   reasons.push(...verdict.reasons);
   const findings: PartFindings = { part, names, sniffed: verdict.sniffed, reasons, content };
 
-  if (part.contentType.startsWith('text/')) {
+  if (part.contentType.startsWith('text/') && mayHoldInlineFiles(content)) {
     const dangerous = findInlineFiles(content.toString('latin1')).filter((file) => {
       const found = file.kind === 'binhex' ? [{ code: 'unreadable-archive' as const }] : inspectInline(file, policy, sets);
       if (found.length > 0) reasons.push({ code: 'inline-encoded-file', detail: `${file.kind} ${escapeName(file.name)}: ${[...new Set(found.map((r) => r.code))].join(',')}` });

@@ -116,10 +116,23 @@ export interface PolicySets {
   compression: ReadonlySet<string>;
 }
 
+// Keyed by the lists themselves: policies merged per message share them, so the sets are built once.
+const extensionSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+const typeSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+function lowerSet(cache: WeakMap<readonly string[], ReadonlySet<string>>, list: readonly string[], normalize: (s: string) => string): ReadonlySet<string> {
+  let set = cache.get(list);
+  if (!set) {
+    set = new Set(list.map(normalize));
+    cache.set(list, set);
+  }
+  return set;
+}
+
 export function policySets(policy: DefangPolicy): PolicySets {
   return {
-    bannedExtensions: new Set(policy.bannedExtensions.map((e) => e.replace(/^\./, '').toLowerCase())),
-    bannedTypes: new Set(policy.bannedTypes.map((t) => t.toLowerCase())),
+    bannedExtensions: lowerSet(extensionSets, policy.bannedExtensions, (e) => e.replace(/^\./, '').toLowerCase()),
+    bannedTypes: lowerSet(typeSets, policy.bannedTypes, (t) => t.toLowerCase()),
     compression: COMPRESSION_EXTENSIONS,
   };
 }

@@ -130,9 +130,14 @@ const SCRIPT_START = [
 // Anywhere near the start: calls that only scripts make.
 const SCRIPT_MARKERS = /wscript\.shell|createobject\(["']wscript|new-object\s+(?:system\.)?net\.webclient|invoke-expression|\biex\s*\(|-encodedcommand|frombase64string|powershell(?:\.exe)?\s+-/;
 
+/** Whether the first byte could start any signature in MAGIC (most text cannot): skips the table. */
+const MAGIC_FIRST_BYTES = new Set(MAGIC.map(([, , magic]) => magic[0] as number));
+
 export function sniff(bytes: Buffer): SniffedType {
   if (isPortableExecutable(bytes)) return 'pe';
-  for (const [type, offset, magic] of MAGIC) if (at(bytes, offset, magic)) return type;
+  if (bytes.length > 0 && MAGIC_FIRST_BYTES.has(bytes[0] as number)) {
+    for (const [type, offset, magic] of MAGIC) if (at(bytes, offset, magic)) return type;
+  }
   for (const offset of VOLUME_DESCRIPTOR_OFFSETS) {
     if (at(bytes, offset, Buffer.from('CD001'))) return 'iso';
     if (at(bytes, offset, Buffer.from('BEA01')) || at(bytes, offset, Buffer.from('NSR0'))) return 'udf';
