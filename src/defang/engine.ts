@@ -5,7 +5,7 @@ import type { MimePart } from '../mime/part.js';
 import { removeInlineFiles } from './inline-files.js';
 import { escapeName } from './names.js';
 import { evaluatePart, type PartFindings } from './part-evaluator.js';
-import { policySets, resolvePolicy, type DefangPolicy, type Envelope, type PolicyInput } from './policy.js';
+import { NO_POLICY, policySets, resolvePolicy, type DefangPolicy, type Envelope, type PolicyInput } from './policy.js';
 import type { Action, DefangReport, PartReport, Verdict } from './types.js';
 import { warningText } from './warning.js';
 
@@ -101,7 +101,7 @@ export interface DefangOptions {
  * Defangs a parsed message in place under a policy (merged over the defaults) and reports what it did.
  * Parts with no findings are not touched; a message with no findings comes out byte-identical.
  */
-export function defang(msg: MimeMessage, policyInput: PolicyInput = {}, options: DefangOptions = {}): DefangReport {
+export function defang(msg: MimeMessage, policyInput: PolicyInput = NO_POLICY, options: DefangOptions = {}): DefangReport {
   const policy = resolvePolicy(policyInput, options.envelope);
   const sets = policySets(policy);
   // Everything is evaluated before anything changes: paths and defects refer to the tree as parsed.

@@ -2,6 +2,7 @@ import type { Defect, DefectCode } from '../mime/defects.js';
 import type { MimePart } from '../mime/part.js';
 import { HTML_EXTENSIONS } from './banned-lists.js';
 import { inspectContent } from './content-inspector.js';
+import { mayHaveActiveContent } from './html-precheck.js';
 import { sanitizeHtml } from './html-sanitizer.js';
 import { findInlineFiles, mayHoldInlineFiles, type InlineFile } from './inline-files.js';
 import { distinctNames, escapeName, extensionOf, nameReasons, nameVariants } from './names.js';
@@ -118,7 +119,8 @@ export function evaluatePart(part: MimePart, defectsOf: () => readonly Defect[],
     if (dangerous.length > 0) findings.inlineFiles = dangerous;
   }
   if (body && declared === 'text/html') {
-    const cleaned = sanitizeHtml(part.text());
+    const html = part.text();
+    const cleaned = mayHaveActiveContent(html) ? sanitizeHtml(html) : { html, removed: [] };
     if (cleaned.removed.length > 0) {
       const removed = [...new Set(cleaned.removed.map((r) => `${r.kind}:${r.name}`))].join(',');
       reasons.push({ code: 'html-active-content', detail: removed });

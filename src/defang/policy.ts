@@ -96,9 +96,19 @@ export interface Envelope {
   recipients?: readonly string[];
 }
 
+/** "Use the defaults", as one shared object so that its merge is cached too. */
+export const NO_POLICY: PolicyInput = Object.freeze({});
+
+// A milter passes the same policy object for every message: merge it over the defaults once.
+const merged = new WeakMap<PolicyInput, DefangPolicy>();
+
 /** The defaults, the user's policy over them, then each override whose domains match the envelope. */
-export function resolvePolicy(input: PolicyInput = {}, envelope: Envelope = {}): DefangPolicy {
-  let policy = merge(DEFAULT_POLICY, input);
+export function resolvePolicy(input: PolicyInput = NO_POLICY, envelope: Envelope = {}): DefangPolicy {
+  let policy = merged.get(input);
+  if (!policy) {
+    policy = merge(DEFAULT_POLICY, input);
+    merged.set(input, policy);
+  }
   const sender = envelope.sender ? domainOf(envelope.sender) : undefined;
   const recipients = (envelope.recipients ?? []).map(domainOf);
   for (const override of policy.overrides) {

@@ -57,7 +57,8 @@ export function decodeQuotedPrintable(encoded: Uint8Array): Decoded {
   return { data: out.subarray(0, n), invalid };
 }
 
-const HEX = '0123456789ABCDEF';
+const HEX = Buffer.from('0123456789ABCDEF');
+const MAX_LINE = 76;
 
 /**
  * Quoted-printable for text: lines of at most 76 columns, line breaks in the text (LF or CRLF) written
@@ -65,35 +66,40 @@ const HEX = '0123456789ABCDEF';
  * can be taken for a MIME delimiter or an mbox separator.
  */
 export function encodeQuotedPrintable(data: Uint8Array, eol: LineEnding): Buffer {
-  const lines: string[] = [];
-  let line = '';
-  const push = (token: string): void => {
-    if (line.length + token.length > 75) {
-      lines.push(line + '=');
-      line = '';
-    }
-    line += token;
+  const eolBytes = Buffer.from(eol, 'latin1');
+  // Worst case: every byte escaped (3x), plus a soft break ("=" + eol) every 25 input bytes.
+  const out = Buffer.allocUnsafe(data.length * 3 + Math.ceil((data.length * 3) / (MAX_LINE - 1)) * (1 + eolBytes.length) + 16);
+  let n = 0;
+  let column = 0;
+  const breakLine = (soft: boolean): void => {
+    if (soft) out[n++] = 0x3d;
+    for (const b of eolBytes) out[n++] = b;
+    column = 0;
   };
-  const escape = (c: number): string => '=' + HEX[c >> 4] + HEX[c & 15];
   for (let i = 0; i < data.length; i++) {
     const c = data[i] as number;
     if (c === 0x0a || (c === 0x0d && data[i + 1] === 0x0a)) {
       if (c === 0x0d) i++;
-      lines.push(line);
-      line = '';
+      breakLine(false);
       continue;
     }
     const next = data[i + 1];
     const atLineEnd = next === undefined || next === 0x0a || next === 0x0d;
-    const atLineStart = line.length === 0;
     const mustEscape =
       c === 0x3d ||
       c > 0x7e ||
       (c < 0x20 && c !== 0x09) ||
       ((c === 0x20 || c === 0x09) && atLineEnd) ||
-      (atLineStart && (c === 0x2d || (c === 0x46 && data[i + 1] === 0x72 && data[i + 4] === 0x20)));
-    push(mustEscape ? escape(c) : String.fromCharCode(c));
+      (column === 0 && (c === 0x2d || (c === 0x46 && data[i + 1] === 0x72 && data[i + 4] === 0x20)));
+    const width = mustEscape ? 3 : 1;
+    // Keep room for the "=" of a soft break within the 76 columns.
+    if (column + width > MAX_LINE - 1) breakLine(true);
+    if (mustEscape) {
+      out[n++] = 0x3d;
+      out[n++] = HEX[c >> 4] as number;
+      out[n++] = HEX[c & 15] as number;
+    } else out[n++] = c;
+    column += width;
   }
-  lines.push(line);
-  return Buffer.from(lines.join(eol), 'latin1');
+  return out.subarray(0, n);
 }
