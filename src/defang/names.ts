@@ -8,6 +8,7 @@ import type { Reason } from './types.js';
 const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;
 const ZERO_WIDTH = /[\u200b-\u200d\u2060\ufeff\u180e]/u;
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/u;
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f]/gu;
 const INVISIBLE = /[\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff\u180e]/gu;
 // `name.{3050F4D8-98B5-11CF-BB82-00AA00BDCE0B}`: Windows opens it with the handler of that class id.
 const CLSID = /\.\{[^}]*\}$/;
@@ -28,7 +29,7 @@ export function nameVariants(name: string): string[] {
   // C strings end at NUL: `evil.exe\0.txt` is evil.exe to them.
   const nul = visible.indexOf('\u0000');
   if (nul >= 0) add(visible.slice(0, nul));
-  add(visible.replace(CONTROL, ''));
+  add(visible.replace(CONTROLS, ''));
   // Folded or padded names (`evil.e xe`) as a program that drops whitespace reads them.
   add(visible.replace(/\s+/gu, ''));
   // Percent-encoded names (`evil%2Eexe`), as some clients decode them.

@@ -1,4 +1,5 @@
 import type { Defect, DefectCode } from '../mime/defects.js';
+import { decodeTransferEncoding, parseTransferEncoding } from '../mime/encodings/transfer-encoding.js';
 import type { MimePart } from '../mime/part.js';
 import { HTML_EXTENSIONS } from './banned-lists.js';
 import { inspectContent } from './content-inspector.js';
@@ -30,7 +31,11 @@ const DEFECT_REASONS: Partial<Record<DefectCode, ReasonCode>> = {
   'duplicate-content-transfer-encoding': 'ambiguous-mime',
   'duplicate-content-disposition': 'ambiguous-mime',
   'invalid-header-line': 'ambiguous-mime',
-  'multipart-without-boundary': 'ambiguous-mime',
+  'ambiguous-parameter': 'ambiguous-mime',
+  'bare-cr-in-header': 'ambiguous-mime',
+  // Where one parser sees parts and another sees one opaque body, the whole structure is in doubt.
+  'multipart-without-boundary': 'ambiguous-structure',
+  'ambiguous-boundary': 'ambiguous-structure',
   'nested-duplicate-boundary': 'ambiguous-structure',
   'missing-start-boundary': 'ambiguous-structure',
   'invalid-base64': 'undecodable-content',
@@ -60,16 +65,44 @@ function candidateNames(part: MimePart): string[] {
   return names;
 }
 
+/** MIME headers in a preamble or epilogue: a parser that does not find the delimiter reads them as a part. */
+const HEADERS_OUTSIDE_PARTS = /^content-(?:type|transfer-encoding|disposition)\s*:/im;
+
 function structureReasons(part: MimePart, defects: readonly Defect[]): Reason[] {
   const reasons: Reason[] = [];
+  const boundaryReported = defects.some((d) => d.code === 'ambiguous-boundary');
   for (const d of defects) {
-    const code = DEFECT_REASONS[d.code];
-    if (code) reasons.push({ code, detail: d.code });
+    // A repeated boundary parameter is already an ambiguous boundary: one finding, not two.
+    if (boundaryReported && d.code === 'ambiguous-parameter' && d.detail?.startsWith('boundary')) continue;
+    let code = DEFECT_REASONS[d.code];
+    // Two Content-Types of which one is a container: parsers disagree on whether there are parts at all.
+    if (d.code === 'duplicate-content-type' && declaredTypes(part).some((t) => /^(?:multipart|message)\//.test(t))) code = 'ambiguous-structure';
+    if (code) reasons.push({ code, detail: d.detail === undefined ? d.code : `${d.code}: ${d.detail}` });
   }
-  // Two boundary parameters (CVE-2024-28054): parsers pick different ones.
-  const boundaries = new Set(part.contentTypeParameters.filter((p) => p.name === 'boundary').map((p) => p.value));
-  if (boundaries.size > 1) reasons.push({ code: 'ambiguous-structure', detail: 'duplicate boundary parameter' });
+  if (part.kind === 'multipart') {
+    for (const [where, bytes] of [['preamble', part.preamble], ['epilogue', part.epilogue]] as const) {
+      if (bytes.length > 0 && HEADERS_OUTSIDE_PARTS.test(bytes.toString('latin1'))) reasons.push({ code: 'ambiguous-structure', detail: `MIME headers in the ${where}` });
+    }
+  }
   return reasons;
+}
+
+/** The media type of every Content-Type header, duplicates included. */
+function declaredTypes(part: MimePart): string[] {
+  return part.headers.getHeaders('content-type').map((h) => h.rawValue.split(';')[0]?.trim().toLowerCase() ?? '');
+}
+
+/**
+ * The decoded content under every transfer encoding the part declares: with two Content-Transfer-Encoding
+ * headers, a client may use either, so both are inspected.
+ */
+function alternativeContents(part: MimePart, content: Buffer): Buffer[] {
+  const declared = new Set(part.headers.getAll('content-transfer-encoding').map((v) => v.trim().toLowerCase()));
+  if (declared.size < 2) return [];
+  const raw = part.bodyBytes();
+  return [...declared]
+    .map((name) => decodeTransferEncoding(parseTransferEncoding(name) ?? 'binary', raw).data)
+    .filter((data) => !data.equals(content));
 }
 
 /**
@@ -85,7 +118,7 @@ export function evaluatePart(part: MimePart, defectsOf: () => readonly Defect[],
   const reasons: Reason[] = [];
   if (declared === 'message/partial') reasons.push({ code: 'fragmented-message' });
   if (declared === 'message/external-body') reasons.push({ code: 'external-body' });
-  if (sets.bannedTypes.has(declared)) reasons.push({ code: 'banned-type', detail: declared });
+  for (const type of new Set([declared, ...declaredTypes(part)])) if (sets.bannedTypes.has(type)) reasons.push({ code: 'banned-type', detail: type });
 
   const body = isBodyText(part);
   for (const name of names) {
@@ -106,8 +139,10 @@ export function evaluatePart(part: MimePart, defectsOf: () => readonly Defect[],
     reasons.push({ code: 'mime-limit-exceeded', detail: `decoded size ${content.length}` }, ...structureReasons(part, defectsOf()));
     return { part, names, sniffed: 'unknown', reasons, content };
   }
-  const verdict = inspectContent(content, { policy, sets, depth: 0, budget: { bytes: policy.archives.maxTotalBytes }, isBody: body });
+  const budget = { bytes: policy.archives.maxTotalBytes };
+  const verdict = inspectContent(content, { policy, sets, depth: 0, budget, isBody: body });
   reasons.push(...verdict.reasons);
+  for (const other of alternativeContents(part, content)) reasons.push(...inspectContent(other, { policy, sets, depth: 0, budget, isBody: false }).reasons);
   const findings: PartFindings = { part, names, sniffed: verdict.sniffed, reasons, content };
 
   if (part.contentType.startsWith('text/') && mayHoldInlineFiles(content)) {

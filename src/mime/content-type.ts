@@ -18,8 +18,9 @@ export function isMediaType(value: string): boolean {
 /** Parses a structured field and reports charset trouble in its parameters against the field's offset. */
 export function parseField(header: Header, ctx: DecodeContext): FieldValue {
   const structured = parseStructuredValue(header.rawValue);
-  const issues: EncodedWordIssues = { unknownCharsets: [], invalidWords: 0 };
+  const issues: EncodedWordIssues = { unknownCharsets: [], invalidWords: 0, ambiguousParameters: [] };
   const params = resolveParameters(structured.params, ctx.fallbackCharset, issues);
+  for (const detail of issues.ambiguousParameters ?? []) ctx.report('ambiguous-parameter', header.offset, detail);
   for (const charset of issues.unknownCharsets) ctx.report('unknown-charset', header.offset, charset);
   if (issues.invalidWords > 0) ctx.report('invalid-encoded-word', header.offset, header.name);
   return { value: structured.value.toLowerCase().replace(/\s+/g, ''), params };

@@ -11,6 +11,12 @@ export type DefectCode =
   | 'multipart-without-boundary'
   /** A nested multipart reuses an enclosing multipart's boundary; the innermost one takes the delimiters. */
   | 'nested-duplicate-boundary'
+  /** Several different boundary parameters (CVE-2024-28054), or one ending in whitespace: parsers split differently. */
+  | 'ambiguous-boundary'
+  /** A parameter given twice, or RFC 2231 continuations with a gap or out of order: clients may pick differently. */
+  | 'ambiguous-parameter'
+  /** A bare CR inside a header field: some programs end the line there. */
+  | 'bare-cr-in-header'
   /** More than one Content-Type header: the first one is used. */
   | 'duplicate-content-type'
   /** More than one Content-Transfer-Encoding header: the first one is used. */

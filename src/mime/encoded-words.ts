@@ -13,6 +13,8 @@ import { hexValue } from './encodings/quoted-printable.js';
 export interface EncodedWordIssues {
   unknownCharsets: string[];
   invalidWords: number;
+  /** Parameters given twice or continued with gaps (filled by the parameter parser). */
+  ambiguousParameters?: string[];
 }
 
 const WORD = /=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=/g;

@@ -75,7 +75,7 @@ export function parseHeaderBlock(input: HeaderBlockInput): HeaderBlock {
   let fieldValueStart = 0;
   let fieldName = '';
   const closeField = (end: number): void => {
-    if (fieldStart >= 0) fields.push(Header.parsed(fieldName, src, fieldStart, fieldValueStart, end, ctx));
+    if (fieldStart >= 0) fields.push(Header.parsed(fieldName, src, fieldStart, fieldValueStart, end, ctx, eolByte === CR));
     fieldStart = -1;
   };
   const endWithoutSeparator = (pos: number, bodyFollows: boolean): HeaderBlock => {

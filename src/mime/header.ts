@@ -21,6 +21,7 @@ export class Header {
   private readonly generatedValue: string | undefined;
   private readonly ctx: DecodeContext;
   private cachedRawValue: string | undefined;
+  private crLines = false;
 
   private constructor(
     name: string,
@@ -40,8 +41,11 @@ export class Header {
     this.ctx = ctx;
   }
 
-  static parsed(name: string, source: ByteSource, start: number, valueStart: number, end: number, ctx: DecodeContext): Header {
-    return new Header(name, source, start, valueStart, end, undefined, ctx);
+  /** `crLines`: the message ends its lines with a bare CR, so a CR in a field is a line break, not a trick. */
+  static parsed(name: string, source: ByteSource, start: number, valueStart: number, end: number, ctx: DecodeContext, crLines = false): Header {
+    const header = new Header(name, source, start, valueStart, end, undefined, ctx);
+    header.crLines = crLines;
+    return header;
   }
 
   static generated(name: string, value: string, ctx: DecodeContext): Header {
@@ -86,6 +90,11 @@ export class Header {
       else {
         this.ctx.report('invalid-8bit-header', this.start, this.name);
         text = decodeCharset(bytes, this.ctx.fallbackCharset, this.ctx.fallbackCharset).text;
+      }
+      if (!this.crLines && text.includes('\r')) {
+        // A CR that is not part of a line break: some programs end the line there (MIMEDefang flags it).
+        const folded = text.replace(/\r\n/g, '');
+        if (folded.includes('\r')) this.ctx.report('bare-cr-in-header', this.start, this.name);
       }
       if (text.includes('\n') || text.includes('\r')) text = text.replace(/\r\n|\n|\r/g, '');
     }

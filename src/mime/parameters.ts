@@ -177,8 +177,17 @@ export function resolveParameters(params: readonly RawParameter[], fallbackChars
       out.push({ name: p.name, value: '', rfc2231: true });
     }
   }
+  const simple = new Set<string>();
+  for (const p of params) {
+    if (p.section !== undefined) continue;
+    if (simple.has(p.name)) issues.ambiguousParameters?.push(`${p.name} given twice`);
+    simple.add(p.name);
+  }
   for (const [name, group] of groups) {
     const ordered = [...group].sort((a, b) => (a.section as number) - (b.section as number));
+    if (ordered.some((seg, i) => seg.section !== i)) issues.ambiguousParameters?.push(`${name}: continuation sections missing or repeated`);
+    else if (group.some((seg, i) => seg.section !== i)) issues.ambiguousParameters?.push(`${name}: continuation sections out of order`);
+    if (simple.has(name)) issues.ambiguousParameters?.push(`${name} given both whole and continued`);
     let charset: string | undefined;
     const bytes: Buffer[] = [];
     let lastSection = -1;

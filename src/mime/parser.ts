@@ -164,6 +164,9 @@ export class TreeParser {
     const atDepthLimit = depth >= this.options.maxDepth;
 
     if (mediaType.startsWith('multipart/')) {
+      const written = typeField?.params.filter((p) => p.name === 'boundary').map((p) => p.value) ?? [];
+      if (new Set(written).size > 1) part.report('ambiguous-boundary', fields.contentType?.offset ?? pos, 'several boundary parameters');
+      else if (written.some((b) => /[ \t]$/.test(b))) part.report('ambiguous-boundary', fields.contentType?.offset ?? pos, 'boundary ends in whitespace');
       const boundary = param(typeField, 'boundary')?.replace(/[ \t]+$/, '');
       if (!boundary) part.report('multipart-without-boundary', fields.contentType?.offset ?? pos);
       else if (atDepthLimit) part.report('depth-limit-exceeded', pos);

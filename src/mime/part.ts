@@ -306,6 +306,18 @@ export class MimePart implements DecodeContext {
     return this.filenames[0];
   }
 
+  /** Bytes before the first delimiter of a parsed multipart (clients do not show them; some parsers read them). */
+  get preamble(): Buffer {
+    const layout = this.layout;
+    return layout && this.kind === 'multipart' ? layout.source.slice(layout.bodyStart, layout.preambleEnd) : Buffer.alloc(0);
+  }
+
+  /** Bytes after the close delimiter of a parsed multipart. */
+  get epilogue(): Buffer {
+    const layout = this.layout;
+    return layout && this.kind === 'multipart' ? layout.source.slice(layout.epilogueStart, layout.end) : Buffer.alloc(0);
+  }
+
   /** Size in bytes of the body as transported (encoded). */
   get size(): number {
     if (this.newBody) return this.encodedNewBody(this.effectiveEol).length;
