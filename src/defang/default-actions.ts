@@ -30,7 +30,8 @@ export const DEFAULT_ACTIONS: Readonly<Record<ReasonCode, Action>> = Object.free
   'archive-limit-exceeded': 'replace',
   'dangerous-tnef-attachment': 'replace',
   'unreadable-tnef': 'replace',
-  'inline-encoded-file': 'replace',
+  // The block is cut out of the text; the rest of the message text stays.
+  'inline-encoded-file': 'sanitize',
   'fragmented-message': 'reject',
   'external-body': 'reject',
   'html-active-content': 'sanitize',

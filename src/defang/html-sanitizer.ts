@@ -216,6 +216,13 @@ const MARKUP_IN_COMMENT = /^\s*\[(?:if|endif|cdata\[)|^-?>|--!>|<!\[endif\]/i;
 /** A doctype worth keeping: it selects the rendering mode newsletters were designed for. */
 const HTML_DOCTYPE = /^!doctype\s+html(?:\s[^<>]*)?$/i;
 
+/** Never kept. Reported through CSS_DENIED_TOKENS, except for the inert form below. */
+const CSS_DROPPED_PROPERTIES = new Set(['behavior', '-ms-behavior', '-moz-binding']);
+/**
+ * IE's built-in VML renderer, which nearly every Word/Outlook message binds inside a conditional comment: it runs no
+ * code, so it is dropped without a report (reporting it would flag all Outlook mail as active).
+ */
+const CSS_INERT_BEHAVIOR = /behavior\s*:\s*url\(\s*["']?#default#vml["']?\s*\)/g;
 /** Tokens looked for with escapes decoded, comments and whitespace removed, in lower case. */
 const CSS_DENIED_TOKENS: ReadonlyArray<[string, string]> = [
   ['expression(', 'expression'],
@@ -225,9 +232,9 @@ const CSS_DENIED_TOKENS: ReadonlyArray<[string, string]> = [
   ['behavior:', 'behavior'],
   ['-moz-binding', '-moz-binding'],
 ];
-/** Functions whose argument is a URL: allowed only for these schemes (remote https images, inline cid: parts). */
+/** Functions whose argument is a URL: allowed only for these schemes (remote images, as `img src` allows, and inline cid: parts). */
 const CSS_URL_FUNCTIONS = new Set(['url', 'src']);
-const CSS_URL_PREFIXES = ['https:', 'cid:'];
+const CSS_URL_PREFIXES = ['https:', 'http:', 'cid:'];
 /** Enough of a url() argument to read its scheme; a longer run of padding fails the check, which is safe. */
 const CSS_URL_PREFIX_WINDOW = 256;
 /** image()/image-set() take bare strings as URLs, which would get round the url() check. */
@@ -574,7 +581,7 @@ function filterDeclarations(css: string, report: Report): string[] {
     if (declaration === '') continue;
     const colon = declaration.indexOf(':');
     const property = colon < 0 ? '' : cssTrim(decodeCssEscapes(declaration.slice(0, colon))).toLowerCase();
-    if (cssFinding(declaration, report) !== undefined) continue;
+    if (cssFinding(declaration, report) !== undefined || CSS_DROPPED_PROPERTIES.has(property)) continue;
     // Malformed text is dropped: an open string, bracket or trailing backslash would swallow what we write next.
     if (!CSS_PROPERTY.test(property) || /[<{}]/.test(declaration) || !isWellFormed(declaration)) continue;
     kept.push(declaration);
@@ -584,7 +591,7 @@ function filterDeclarations(css: string, report: Report): string[] {
 
 /** Reports and returns the first dangerous construct in `css`, looked for with escapes decoded. */
 function cssFinding(css: string, report: Report): string | undefined {
-  const decoded = decodeCssEscapes(css).normalize('NFKC').toLowerCase();
+  const decoded = decodeCssEscapes(css).normalize('NFKC').toLowerCase().replace(CSS_INERT_BEHAVIOR, '');
   // The most lenient reading: comment-like text removed even inside strings, then all whitespace.
   const compact = withoutAnyComments(decoded).replace(INVISIBLE, '');
   for (const [token, name] of CSS_DENIED_TOKENS) {
@@ -594,7 +601,7 @@ function cssFinding(css: string, report: Report): string | undefined {
     }
   }
   // Each "(" with the name before it, found by walking back: a regex for `name\s*\(` would backtrack quadratically.
-  /** The first ")" after the current "(": it only moves forward, and once none is left there is none later. */
+  // `close` is the first ")" after the current "(": it only moves forward, and once none is left none comes later.
   let close = decoded.indexOf(')');
   for (let open = decoded.indexOf('('); open >= 0; open = decoded.indexOf('(', open + 1)) {
     let nameEnd = open;

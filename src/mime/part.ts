@@ -100,6 +100,7 @@ export class MimePart implements DecodeContext {
   readonly headers: HeaderList;
   /** Parsed structured fields, created on first use (most parts never need one beyond Content-Type). */
   private fieldCache: Map<string, FieldValue | undefined> | undefined;
+  private nameCache: string[] | undefined;
 
   /** @internal Use parseMessage or createPart. */
   constructor(init: {
@@ -118,6 +119,7 @@ export class MimePart implements DecodeContext {
     this.dirty = init.layout === undefined;
     this.headers = new HeaderList(init.fields ?? [], this, () => {
       this.fieldCache = undefined;
+      this.nameCache = undefined;
       this.markDirty();
     });
   }
@@ -287,6 +289,11 @@ export class MimePart implements DecodeContext {
    * forms first) then Content-Type name, from every such header. Clients differ in which they show.
    */
   get filenames(): string[] {
+    this.nameCache ??= this.collectFilenames();
+    return [...this.nameCache];
+  }
+
+  private collectFilenames(): string[] {
     const names: string[] = [];
     const collect = (headerName: string, paramName: string): void => {
       for (const header of this.headers.getHeaders(headerName)) {

@@ -77,7 +77,7 @@ function expectSafeCss(css: string): void {
     expect(loose, css).not.toContain(token);
   }
   for (const call of loose.matchAll(/url\(["']?([^)]*)/g)) {
-    expect(call[1] ?? '', css).toMatch(/^(?:https:|cid:)/);
+    expect(call[1] ?? '', css).toMatch(/^(?:https?:|cid:)/);
   }
   expect(css).not.toContain('<');
 }
@@ -229,7 +229,7 @@ const VECTORS: Vector[] = [
   ['-moz-binding', '<div style="-moz-binding: url(https://evil.example/x.xml#x)">x</div>', [css('-moz-binding')]],
   ['image-set with a bare string', `<div style="background-image: image-set('javascript:alert(1)' 1x)">x</div>`, [css('javascript')]],
   ['escaped url function', '<div style="background: \\75 rl(vbscript:x)">x</div>', [css('vbscript')]],
-  ['plain-http CSS background', '<div style="background:url(http://track.example/p.gif)">x</div>', [css('url')]],
+  ['file: CSS background', '<div style="background:url(file:///etc/passwd)">x</div>', [css('url')]],
   ['@import in a style element', `<style>@import 'https://evil.example/x.css'; p{color:red}</style>`, [css('@import')]],
   ['javascript url in a style element', '<style>body{background:url("javascript:alert(1)")}</style>', [css('javascript')]],
   ['nested in @media', '<style>@media screen{a{background:url(vbscript:x)}}</style>', [css('vbscript')]],
@@ -346,6 +346,22 @@ describe('sanitizeHtml: ordinary mail', () => {
     expect(sheet).toContain('@font-face{font-family: Brand;src: url(https://cdn.example.com/brand.woff2) format("woff2")}');
     expect(sheet).toContain(`.hero td{background: #f4f4f4 url('https://cdn.example.com/hero.jpg') no-repeat}`);
     expect(sheet).not.toContain('<!--');
+  });
+
+  it('reports nothing for Word/Outlook markup (conditional comments, VML behavior, o:p, mso- styles)', () => {
+    const outlook = `<html xmlns:v="urn:schemas-microsoft-com:vml" xmlns:o="urn:schemas-microsoft-com:office:office"><head>
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8"><meta name="Generator" content="Microsoft Word 15">
+<!--[if !mso]><style>v\\:* {behavior:url(#default#VML);} o\\:* {behavior:url(#default#VML);}</style><![endif]-->
+<style><!-- p.MsoNormal {margin:0cm; font-family:"Calibri",sans-serif; mso-fareast-language:EN-US;} @page WordSection1 {size:612.0pt 792.0pt;} --></style>
+<!--[if gte mso 9]><xml><o:shapedefaults v:ext="edit" spidmax="1026" /></xml><![endif]--></head>
+<body lang="EN-GB" link="#0563C1" vlink="#954F72"><div class="WordSection1"><p class="MsoNormal">Hi team,<o:p></o:p></p>
+<p class="MsoNormal"><o:p>&nbsp;</o:p></p></div></body></html>`;
+    const result = sanitizeChecked(outlook);
+    expect(result.removed).toEqual([]);
+    expect(parseOutput(result.html).text).toContain('Hi team,');
+    // Still dropped where it is not hidden in a comment, and any other behavior is reported.
+    expect(sanitizeChecked('<p style="behavior:url(#default#VML); color:red">x</p>')).toEqual({ html: '<p style="color:red">x</p>', removed: [] });
+    expect(sanitizeHtml('<p style="behavior:url(#default#VML);behavior:url(x.htc)">x</p>').removed).toEqual([css('behavior')]);
   });
 
   it('returns plain text unchanged apart from escaping', () => {
@@ -538,5 +554,12 @@ describe('htmlExcerpt', () => {
   it('returns an empty string for no room or no text', () => {
     expect(htmlExcerpt('<p>x</p>', 0)).toBe('');
     expect(htmlExcerpt('<script>x</script>', 10)).toBe('');
+  });
+});
+
+describe('sanitizeHtml: remote images', () => {
+  it('keeps http and https CSS backgrounds, as it keeps http and https img sources', () => {
+    const html = '<div style="background:url(http://cdn.example/a.gif)"><img src="http://cdn.example/b.gif"></div>';
+    expect(sanitizeHtml(html).removed).toEqual([]);
   });
 });
