@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { COMPRESSION_EXTENSIONS, DEFAULT_BANNED_EXTENSIONS } from '../../src/defang/banned-lists.js';
 import { distinctNames, escapeName, nameReasons, nameVariants } from '../../src/defang/names.js';
+import { parseMessage } from '../../src/index.js';
 
 const banned = new Set(DEFAULT_BANNED_EXTENSIONS);
 const codes = (name: string): string[] => [...new Set(nameReasons(name, banned, COMPRESSION_EXTENSIONS).map((r) => r.code))].sort();
@@ -65,6 +66,23 @@ describe('file-name checks', () => {
         expect(codes(name)).toContain('banned-extension');
       }),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('parameter normalisation (fuzz)', () => {
+  it('never throws on any Content-Type / Content-Disposition parameters and finds names however encoded', () => {
+    const piece = fc.constantFrom(
+      'filename', 'name', 'filename*', 'filename*0', 'filename*1*', 'filename*0*', '=', ';', '"', "'", "utf-8''", '%C3%A9', '%2E',
+      '.exe', 'evil', ' ', '\t', '\\', '(', ')', '=?utf-8?B?ZXZpbC5leGU=?=', '=?x?Q?a_b?=', 'a', '\u202e', '\u0000',
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 30 }), fc.boolean(), (pieces, disposition) => {
+        const header = `${disposition ? 'Content-Disposition: attachment' : 'Content-Type: application/octet-stream'}; ${pieces.join('')}`;
+        const part = parseMessage(Buffer.from(`${header}\r\n\r\nbody`, 'utf8')).root;
+        for (const name of part.filenames) nameReasons(name, banned, COMPRESSION_EXTENSIONS);
+      }),
+      { numRuns: 3000 },
     );
   });
 });
