@@ -1,2 +1,3 @@
 export * from './mime/index.js';
 export * from './defang/index.js';
+export * from './dsn/index.js';
