@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { defangCommand } from './defang.js';
+import { dsnCommand } from './dsn.js';
 import { inspectCommand } from './inspect.js';
 
 const USAGE = `usage: milterkit <command> [options]
@@ -9,7 +10,10 @@ commands:
                           path, type, size, file name, defects
   defang FILE|- [-o OUT|-] [--policy FILE] [--json] [--sender ADDR] [--recipient ADDR]...
                           remove dangerous attachments and active HTML; exit 0 clean,
-                          3 changed, 4 quarantine, 5 reject`;
+                          3 changed, 4 quarantine, 5 reject
+  dsn --original FILE --reporting-mta HOST --mail-from ADDR --recipient ADDR:ACTION[:STATUS[:DIAG]]...
+      [--template NAME] [--envid X] [--ret FULL|HDRS] [--smtputf8] [--remote-mta HOST] [-o OUT]
+                          write an RFC 3464 delivery status notification; exit 3 when none may be sent`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -21,6 +25,8 @@ async function main(argv: string[]): Promise<number> {
       return inspectCommand(args, out);
     case 'defang':
       return defangCommand(args, out);
+    case 'dsn':
+      return dsnCommand(args, out);
     case undefined:
     case '-h':
     case '--help':
