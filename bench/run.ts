@@ -3,9 +3,10 @@
 import type { Area } from './lib/area.js';
 import { replyToParent } from './lib/child.js';
 import { defangArea } from './defang.js';
+import { dsnArea } from './dsn.js';
 import { mime } from './mime.js';
 
-const AREAS: readonly Area[] = [mime, defangArea];
+const AREAS: readonly Area[] = [mime, defangArea, dsnArea];
 
 function findArea(name: string | undefined): Area {
   const area = AREAS.find((a) => a.name === name);
