@@ -1,3 +1,4 @@
 export * from './mime/index.js';
 export * from './defang/index.js';
 export * from './dsn/index.js';
+export * from './cbv/index.js';

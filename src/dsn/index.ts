@@ -4,4 +4,4 @@ export { DEFAULT_TEMPLATES, TEMPLATE_VARIABLES, type DsnTemplate, type TemplateN
 export { DsnSuppressedError, type CreateDsnOptions, type DsnAction, type DsnEnvelope, type DsnRecipient, type DsnSuppression } from './types.js';
 export { parseReply, statusFromReplyCode } from './status-codes.js';
 export { sendDsn, type SendDsnOptions, type SendDsnResult } from './send-dsn.js';
-export { resolveMxRoute, type MxResolver, type MxHost, type MxRoute } from './mx-route.js';
+export { resolveMxRoute, type MxResolver, type MxHost, type MxRoute } from '../smtp/mx-route.js';

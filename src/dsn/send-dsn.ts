@@ -6,7 +6,7 @@ import { domainToASCII } from 'node:url';
 // callback, final), it can QUIT after the reply (the transport only closes the socket), and close() aborts it
 // when the overall budget runs out. The Buffer goes to send() as it is, which is what the transport's `raw` does.
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { resolveMxRoute, type MxResolver } from './mx-route.js';
+import { resolveMxRoute, type MxResolver } from '../smtp/mx-route.js';
 
 export interface SendDsnOptions {
   /** Envelope recipient: the original message's envelope sender. One pair of angle brackets is accepted. */
