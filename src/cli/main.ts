@@ -2,6 +2,7 @@
 import { defangCommand } from './defang.js';
 import { dsnCommand } from './dsn.js';
 import { inspectCommand } from './inspect.js';
+import { verifyCommand } from './verify.js';
 
 const USAGE = `usage: milterkit <command> [options]
 
@@ -13,7 +14,11 @@ commands:
                           3 changed, 4 quarantine, 5 reject
   dsn --original FILE --reporting-mta HOST --mail-from ADDR --recipient ADDR:ACTION[:STATUS[:DIAG]]...
       [--template NAME] [--envid X] [--ret FULL|HDRS] [--smtputf8] [--remote-mta HOST] [-o OUT]
-                          write an RFC 3464 delivery status notification; exit 3 when none may be sent`;
+                          write an RFC 3464 delivery status notification; exit 3 when none may be sent
+  verify ADDRESS [--json] [--helo NAME] [--port N] [--timeout MS] [--catch-all] [--probe-sender ADDR]
+         [--allow-loopback] [--allow-private]
+                          ask the address's MX whether it exists (never sends mail); exit 0 valid,
+                          3 invalid, 4 tempfail, 5 unverifiable`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...args] = argv;
@@ -27,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       return defangCommand(args, out);
     case 'dsn':
       return dsnCommand(args, out);
+    case 'verify':
+      return verifyCommand(args, out);
     case undefined:
     case '-h':
     case '--help':
