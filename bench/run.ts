@@ -2,11 +2,12 @@
 // The same script is the child process of every measurement: `run.ts --child <area> <json spec>`.
 import type { Area } from './lib/area.js';
 import { replyToParent } from './lib/child.js';
+import { cbvArea } from './cbv.js';
 import { defangArea } from './defang.js';
 import { dsnArea } from './dsn.js';
 import { mime } from './mime.js';
 
-const AREAS: readonly Area[] = [mime, defangArea, dsnArea];
+const AREAS: readonly Area[] = [mime, defangArea, dsnArea, cbvArea];
 
 function findArea(name: string | undefined): Area {
   const area = AREAS.find((a) => a.name === name);
