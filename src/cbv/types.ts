@@ -64,8 +64,11 @@ export interface VerifyOptions {
   allowPrivate?: boolean;
   /** STARTTLS when offered (default true). */
   opportunisticTls?: boolean;
-  /** Result cache; default a process-wide in-memory cache. `false` disables caching. */
-  cache?: VerificationCache | false;
+  /**
+   * Result cache: default a process-wide in-memory cache; a `redis://` / `rediss://` URL shares results
+   * between the processes and hosts of a fleet (one client per URL and process); `false` disables caching.
+   */
+  cache?: VerificationCache | string | false;
   ttls?: Partial<CacheTtls>;
   /** At most this many SMTP sessions to one domain at once (default 2, as Postfix's smtp_mx_session_limit). */
   maxConcurrentPerDomain?: number;

@@ -5,7 +5,8 @@ import { DomainLimiter } from './domain-limiter.js';
 import { classifyAddress } from './ip-guard.js';
 import { MemoryVerificationCache } from './memory-cache.js';
 import { probeHost, type AddressAnswer, type ProbeSettings } from './probe.js';
-import type { CacheTtls, Verification, VerificationResult, VerifyOptions } from './types.js';
+import { cacheFromUrl } from './redis-cache.js';
+import type { CacheTtls, Verification, VerificationCache, VerificationResult, VerifyOptions } from './types.js';
 
 export const DEFAULT_TTLS: CacheTtls = { positiveMs: 7 * 24 * 3600_000, negativeMs: 3 * 3600_000, tempfailMs: 5 * 60_000 };
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -13,6 +14,18 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_ADDRESSES = 5;
 
 const defaultCache = new MemoryVerificationCache();
+const urlCaches = new Map<string, VerificationCache>();
+
+function cacheOf(option: VerifyOptions['cache']): VerificationCache | undefined {
+  if (option === false) return undefined;
+  if (typeof option !== 'string') return option ?? defaultCache;
+  let cache = urlCaches.get(option);
+  if (!cache) {
+    cache = cacheFromUrl(option);
+    urlCaches.set(option, cache);
+  }
+  return cache;
+}
 const limiters = new Map<string, DomainLimiter>();
 /** Verifications under way, by cache key: concurrent checks of one address share one probe. */
 const inFlight = new Map<string, Promise<Verification>>();
@@ -107,7 +120,7 @@ async function probeDomain(domain: string, addresses: readonly ProbeAddress[], o
  */
 export async function verifyAddresses(inputs: readonly string[], options: VerifyOptions = {}): Promise<Verification[]> {
   const started = Date.now();
-  const cache = options.cache === false ? undefined : options.cache ?? defaultCache;
+  const cache = cacheOf(options.cache);
   const ttls = { ...DEFAULT_TTLS, ...options.ttls };
   const results = new Map<string, Promise<Verification>>();
   const toProbe = new Map<string, { address: ProbeAddress; resolve: (v: Verification) => void }[]>();
@@ -162,6 +175,13 @@ export async function verifyAddresses(inputs: readonly string[], options: Verify
     }),
   );
   return Promise.all(inputs.map((input) => results.get(input) as Promise<Verification>));
+}
+
+/** Closes the caches opened from URLs (their connections would keep a process alive). */
+export async function closeVerificationCaches(): Promise<void> {
+  const caches = [...urlCaches.values()];
+  urlCaches.clear();
+  await Promise.all(caches.map((c) => c.close?.()));
 }
 
 /** Verifies one address; see verifyAddresses. */

@@ -1,9 +1,9 @@
-import { verifyAddress, type VerificationResult, type VerifyOptions } from '../cbv/index.js';
+import { closeVerificationCaches, verifyAddress, type VerificationResult, type VerifyOptions } from '../cbv/index.js';
 
 /** Exit codes of `milterkit verify`. */
 export const VERIFY_EXIT: Readonly<Record<VerificationResult, number>> = { valid: 0, invalid: 3, tempfail: 4, unverifiable: 5 };
 
-const USAGE = 'usage: milterkit verify ADDRESS [--json] [--helo NAME] [--port N] [--timeout MS] [--catch-all] [--probe-sender ADDR] [--allow-loopback] [--allow-private]';
+const USAGE = 'usage: milterkit verify ADDRESS [--json] [--helo NAME] [--port N] [--timeout MS] [--catch-all] [--probe-sender ADDR] [--allow-loopback] [--allow-private] [--cache redis://HOST:PORT/DB]';
 
 export async function verifyCommand(args: string[], out: (line: string) => void): Promise<number> {
   const options: VerifyOptions = { cache: false };
@@ -20,6 +20,7 @@ export async function verifyCommand(args: string[], out: (line: string) => void)
     else if (arg === '--probe-sender') options.probeSender = value();
     else if (arg === '--allow-loopback') options.allowLoopback = true;
     else if (arg === '--allow-private') options.allowPrivate = true;
+    else if (arg === '--cache') options.cache = value();
     else if (address === undefined && !arg.startsWith('--')) address = arg;
     else {
       out(USAGE);
@@ -31,6 +32,7 @@ export async function verifyCommand(args: string[], out: (line: string) => void)
     return 2;
   }
   const v = await verifyAddress(address, options);
+  await closeVerificationCaches();
   if (json) out(JSON.stringify(v, null, 2));
   else {
     out(`${v.address}: ${v.result}${v.detail ? ` (${v.detail})` : ''}`);

@@ -2,7 +2,7 @@ import type { MxRecord } from 'node:dns';
 import net from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { resolveMxRoute, type MxResolver } from '../../src/dsn/mx-route.js';
+import { resolveMxRoute, type MxResolver } from '../../src/smtp/mx-route.js';
 import { sendDsn, type SendDsnResult } from '../../src/dsn/send-dsn.js';
 
 // Every server binds 127.0.0.1 on a random port and is closed after its test; every test is bounded.
