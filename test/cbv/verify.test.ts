@@ -24,6 +24,8 @@ function setup(port: number, extra: Partial<VerifyOptions> = {}, mx2 = '127.0.0.
     allowLoopback: true,
     cache: false,
     timeoutMs: 5000,
+    // The default etiquette (30 sessions a minute per domain) would pace this suite.
+    maxSessionsPerMinutePerDomain: 100_000,
     ...extra,
   };
 }
@@ -202,5 +204,63 @@ describe('verifyAddress against scripted SMTP servers', () => {
     const utf8 = await server({ capabilities: ['SMTPUTF8'] });
     expect((await verifyAddress('josé@example.test', setup(utf8.port))).result).toBe('valid');
     expect(utf8.sessions[0]).toContain('MAIL FROM:<> SMTPUTF8');
+  });
+});
+
+describe('verifyAddress: more scenarios', () => {
+  it('treats MX hosts that all refuse service (554 greeting) as unverifiable, after QUIT', async () => {
+    const s = await server({ greeting: '554 5.7.1 no service for you' });
+    const v = await verifyAddress('user@example.test', setup(s.port, {}, '127.0.0.1'));
+    expect(v).toMatchObject({ result: 'unverifiable', detail: 'no-service' });
+    expect(s.sessions).toEqual([['QUIT'], ['QUIT']]);
+  });
+
+  it('gives tempfail when the server hangs up right after RCPT', async () => {
+    const s = await server({ reply: (line) => (line.startsWith('RCPT') ? { close: true } : undefined) });
+    expect((await verifyAddress('user@example.test', setup(s.port))).result).toBe('tempfail');
+  });
+
+  it('looks up and asks about an IDN domain in its A-label form', async () => {
+    const s = await server();
+    const resolver = fakeResolver({ 'xn--bcher-kva.test': { mx: [{ exchange: 'mx.xn--bcher-kva.test', priority: 5 }], a: { 'mx.xn--bcher-kva.test': ['127.0.0.1'] } } });
+    const v = await verifyAddress('leser@bücher.test', { resolver, port: s.port, allowLoopback: true, cache: false, heloName: 'verifier.test' });
+    expect(v.result).toBe('valid');
+    expect(s.sessions[0]).toContain('RCPT TO:<leser@xn--bcher-kva.test>');
+  });
+
+  it('refuses to probe an MX that greets with our own name', async () => {
+    const s = await server({ reply: (line) => (line.startsWith('EHLO') ? '250 verifier.milterkit.test hello' : undefined) });
+    const v = await verifyAddress('user@example.test', setup(s.port));
+    expect(v).toMatchObject({ result: 'unverifiable', detail: 'self-mx' });
+    expect(s.sessions[0]?.some((c) => c.startsWith('MAIL'))).toBe(false);
+  });
+
+  it('upgrades to TLS when the server offers STARTTLS, and says EHLO again', async () => {
+    const { SMTPServer } = await import('smtp-server');
+    const tlsServer = new SMTPServer({ authOptional: true, logger: false, onRcptTo: (_a, _s, done) => done() });
+    await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+    const port = (tlsServer as unknown as { server: { address(): { port: number } } }).server.address().port;
+    try {
+      const v = await verifyAddress('user@example.test', setup(port, {}, '127.0.0.1'));
+      expect(v.result).toBe('valid');
+      const commands = v.transcript.filter((l) => l.startsWith('C: '));
+      expect(commands.slice(0, 4)).toEqual(['C: EHLO verifier.milterkit.test', 'C: STARTTLS', 'C: (TLS established)', 'C: EHLO verifier.milterkit.test']);
+    } finally {
+      await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
+    }
+  });
+});
+
+describe('verifyAddress: etiquette', () => {
+  it('paces new sessions to a domain at its per-minute rate', async () => {
+    const s = await server();
+    const options = setup(s.port, { maxSessionsPerMinutePerDomain: 120, timeoutMs: 3000 });
+    const started = Date.now();
+    // A fresh limiter (these settings are not used elsewhere) starts with 120 tokens: spend them, then one more.
+    const addresses = Array.from({ length: 121 }, (_, i) => `pace${i}@example.test`);
+    const results = await Promise.all(addresses.map((a) => verifyAddress(a, { ...options, maxConcurrentPerDomain: 60 })));
+    expect(results.every((r) => r.result === 'valid')).toBe(true);
+    // The 121st session waited for a token (half a second at 120 a minute).
+    expect(Date.now() - started).toBeGreaterThanOrEqual(450);
   });
 });

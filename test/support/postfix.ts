@@ -143,7 +143,8 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
 
       ...options.extraMainCf,
     };
-    await writeFile(join(conf, 'main.cf'), Object.entries(mainCf).map(([k, v]) => `${k} = ${v}\n`).join(''));
+    const mainCfText = Object.entries(mainCf).map(([k, v]) => `${k} = ${v}\n`).join('');
+    await writeFile(join(conf, 'main.cf'), mainCfText);
 
     const backdated = new Date(Date.now() - 60_000);
     for (let attempt = 1; ; attempt++) {
@@ -157,8 +158,12 @@ export async function startPostfix(options: PostfixOptions): Promise<PostfixInst
       try {
         await postfix(conf, 'start');
       } catch (err) {
-        if (attempt < START_ATTEMPTS && /Address already in use/.test(log().slice(logStart))) continue;
-        throw new Error(`postfix start failed: ${(err as Error).message}\n${log()}`);
+        const logged = log().slice(logStart);
+        if (attempt < START_ATTEMPTS && /Address already in use/.test(logged)) continue;
+        // A bad main.cf value can kill the postfix command before it opens its log file; it then reports only to a
+        // terminal, so show the config instead.
+        const details = logged || `nothing was logged; main.cf:\n${mainCfText}`;
+        throw new Error(`postfix start failed: ${(err as Error).message.trim()}\n${details}`);
       }
       // "postfix start" returns once master has bound its sockets (master -w), so the port accepts connections.
       const pgid = Number((await readFile(join(queue, 'pid', 'master.pid'), 'utf8')).trim());
