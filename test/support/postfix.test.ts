@@ -159,10 +159,11 @@ describe('startPostfix (real Postfix on 127.0.0.1)', () => {
       milterDefaultAction: 'tempfail',
       extraMainCf: { smtpd_banner: '$myhostname ESMTP harness-banner', milter_connect_timeout: '5s' },
     });
-    const replies = await sendMessage(pf, 'alice@lab.test', 'milter down');
+    // smtpd holds the milter's verdict on CONNECT and EHLO back until MAIL FROM.
+    const replies = await smtpDialog(pf.port, ['EHLO client.example.test', 'MAIL FROM:<sender@example.test>', 'QUIT']);
     expect(replies[0]).toBe('220 mail.lab.test ESMTP harness-banner');
-    expect(replies.join('\n')).toMatch(/^451 4\.7\.1 /m);
-    expect(await pf.delivered('alice')).toEqual([]);
+    expect(replies[2]).toMatch(/^451 4\.7\.1 /);
+    expect(pf.log()).toContain('connect to Milter service inet:127.0.0.1:1: Connection refused');
   });
 
   it('rejects option values that would break the generated config', async () => {
