@@ -139,7 +139,7 @@ describe('startPostfix (real Postfix on 127.0.0.1)', () => {
   });
 
   it('stop() ends every Postfix process of the instance and removes its dir', async () => {
-    const pf = await startPostfix({ users: ['alice'] });
+    const pf = await start({ users: ['alice'] });
     await sendMessage(pf, 'alice@lab.test', 'before stop');
     await pf.waitForDelivery('alice', 1, 15_000);
     expect(processesOf(pf).length).toBeGreaterThan(0);
