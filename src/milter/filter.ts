@@ -1,0 +1,60 @@
+import type { ConnectFamily } from './codec.js';
+
+/**
+ * What a filter says at each stage. `{ reply }` is a custom SMTP reply ("550 5.7.1 No thanks"): its class
+ * (4xx or 5xx) makes it a tempfail or a reject.
+ */
+export type Verdict = 'continue' | 'accept' | 'reject' | 'tempfail' | 'discard' | { reply: string };
+
+export interface ConnectInfo {
+  hostname: string;
+  family: ConnectFamily;
+  port: number | undefined;
+  /** IP address (without Sendmail's "IPv6:" prefix) or socket path. */
+  address: string | undefined;
+}
+
+/** The changes a filter makes at end of message; the engine sends them in a safe order. */
+export interface ChangeSet {
+  addHeader(name: string, value: string): void;
+  /** index 0 = top of the message as delivered. */
+  insertHeader(index: number, name: string, value: string): void;
+  /** The `index`-th (1-based) header of that name, as the milter saw them. */
+  changeHeader(name: string, index: number, value: string): void;
+  deleteHeader(name: string, index: number): void;
+  replaceBody(body: Buffer): void;
+  addRecipient(recipient: string, esmtpArgs?: string): void;
+  deleteRecipient(recipient: string): void;
+  changeSender(sender: string, esmtpArgs?: string): void;
+  quarantine(reason: string): void;
+}
+
+type Hook<A extends unknown[]> = (...args: A) => Verdict | void | Promise<Verdict | void>;
+
+/**
+ * A filter is a per-connection object with the hooks it needs; hooks it lacks are negotiated away, so the
+ * MTA does not even send those events (pymilter's style). A hook returning nothing means 'continue'.
+ */
+export interface MilterFilter {
+  connect?: Hook<[ConnectInfo]>;
+  helo?: Hook<[string]>;
+  envFrom?: Hook<[string, string[]]>;
+  envRcpt?: Hook<[string, string[]]>;
+  data?: Hook<[]>;
+  /** The value as the MTA sent it: raw bytes, folded lines joined by LF. */
+  header?: Hook<[string, Buffer]>;
+  eoh?: Hook<[]>;
+  body?: Hook<[Buffer]>;
+  eom?: Hook<[ChangeSet]>;
+  abort?: () => void | Promise<void>;
+  close?: () => void | Promise<void>;
+  unknown?: Hook<[string]>;
+}
+
+/** What a filter can read about its connection. */
+export interface MilterContext {
+  /** A macro by name, with or without braces ("i", "{auth_authen}"). */
+  macro(name: string): string | undefined;
+}
+
+export type FilterFactory = (context: MilterContext) => MilterFilter;

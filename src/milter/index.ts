@@ -1,0 +1,3 @@
+export { startMilterServer, parseListenSpec, type MilterServer, type MilterServerOptions, type ListenSpec } from './server.js';
+export type { ChangeSet, ConnectInfo, FilterFactory, MilterContext, MilterFilter, Verdict as MilterVerdict } from './filter.js';
+export { FrameReader, parseCommand, encodeResponse, encodeFrame, MilterProtocolError, type MtaCommand, type MilterResponse } from './codec.js';

@@ -1,0 +1,300 @@
+import { encodeResponse, parseCommand, type MilterResponse, type MtaCommand } from './codec.js';
+import type { ChangeSet, FilterFactory, MilterContext, MilterFilter, Verdict } from './filter.js';
+import { Action, CHUNK_SIZE, PROTOCOL_VERSION, Protocol } from './protocol.js';
+import type { Frame } from './codec.js';
+
+export interface SessionOptions {
+  /** What a filter's exception or timeout turns into. Default 'tempfail': never a silent pass. */
+  fallback: 'tempfail' | 'reject' | 'accept';
+  /** Time a hook may take; end of message gets `eomTimeoutMs`. */
+  hookTimeoutMs: number;
+  eomTimeoutMs: number;
+  log: (event: string, fields: Record<string, unknown>) => void;
+}
+
+/** Hooks and the protocol bit that tells the MTA not to send the event when a filter lacks the hook. */
+const SKIPPABLE: ReadonlyArray<[keyof MilterFilter, number]> = [
+  ['connect', Protocol.NOCONNECT],
+  ['helo', Protocol.NOHELO],
+  ['envFrom', Protocol.NOMAIL],
+  ['envRcpt', Protocol.NORCPT],
+  ['data', Protocol.NODATA],
+  ['header', Protocol.NOHDRS],
+  ['eoh', Protocol.NOEOH],
+  ['body', Protocol.NOBODY],
+  ['unknown', Protocol.NOUNKNOWN],
+];
+
+const ALL_CHANGES = Action.ADDHDRS | Action.CHGHDRS | Action.CHGBODY | Action.ADDRCPT | Action.ADDRCPT_PAR | Action.DELRCPT | Action.QUARANTINE | Action.CHGFROM;
+const REPLY = /^([45])\d\d(?:[ -]|$)/;
+
+class Timeout extends Error {}
+
+/** Collects a filter's end-of-message changes, checked against what was negotiated. */
+class CollectedChanges implements ChangeSet {
+  readonly headers: MilterResponse[] = [];
+  readonly envelope: MilterResponse[] = [];
+  body: Buffer | undefined;
+  quarantineReason: string | undefined;
+  constructor(private readonly actions: number) {}
+
+  private need(action: number, what: string): void {
+    if ((this.actions & action) === 0) throw new Error(`${what} was not negotiated with the MTA`);
+  }
+  // Header values go out with LF folding only: the MTA adds the CR (Postfix would write CR CR LF).
+  private clean = (value: string): string => value.replace(/\r\n?/g, '\n');
+
+  addHeader(name: string, value: string): void {
+    this.need(Action.ADDHDRS, 'addHeader');
+    this.headers.push({ type: 'addheader', name, value: this.clean(value) });
+  }
+  insertHeader(index: number, name: string, value: string): void {
+    this.need(Action.ADDHDRS, 'insertHeader');
+    this.headers.push({ type: 'insheader', index, name, value: this.clean(value) });
+  }
+  changeHeader(name: string, index: number, value: string): void {
+    this.need(Action.CHGHDRS, 'changeHeader');
+    this.headers.push({ type: 'chgheader', index, name, value: this.clean(value) });
+  }
+  deleteHeader(name: string, index: number): void {
+    this.changeHeader(name, index, '');
+  }
+  replaceBody(body: Buffer): void {
+    this.need(Action.CHGBODY, 'replaceBody');
+    this.body = body;
+  }
+  addRecipient(recipient: string, esmtpArgs?: string): void {
+    this.need(esmtpArgs ? Action.ADDRCPT_PAR : Action.ADDRCPT, 'addRecipient');
+    this.envelope.push(esmtpArgs ? { type: 'addrcpt', recipient, args: esmtpArgs } : { type: 'addrcpt', recipient });
+  }
+  deleteRecipient(recipient: string): void {
+    this.need(Action.DELRCPT, 'deleteRecipient');
+    this.envelope.push({ type: 'delrcpt', recipient });
+  }
+  changeSender(sender: string, esmtpArgs?: string): void {
+    this.need(Action.CHGFROM, 'changeSender');
+    this.envelope.push(esmtpArgs ? { type: 'chgfrom', sender, args: esmtpArgs } : { type: 'chgfrom', sender });
+  }
+  quarantine(reason: string): void {
+    this.need(Action.QUARANTINE, 'quarantine');
+    this.quarantineReason = reason.replace(/[\r\n]+/g, ' ') || 'quarantined';
+  }
+
+  /**
+   * The safe order: header changes (deletions from the last index down, as Postfix renumbers), envelope
+   * changes, quarantine, then the body replacement as one contiguous run of chunks (Postfix requires it).
+   */
+  responses(): MilterResponse[] {
+    const deletions = this.headers.filter((r) => r.type === 'chgheader').sort((a, b) => (b as { index: number }).index - (a as { index: number }).index);
+    const others = this.headers.filter((r) => r.type !== 'chgheader');
+    const out: MilterResponse[] = [...deletions, ...others, ...this.envelope];
+    if (this.quarantineReason !== undefined) out.push({ type: 'quarantine', reason: this.quarantineReason });
+    if (this.body) {
+      for (let i = 0; i < this.body.length; i += CHUNK_SIZE) out.push({ type: 'replbody', chunk: this.body.subarray(i, i + CHUNK_SIZE) });
+      if (this.body.length === 0) out.push({ type: 'replbody', chunk: Buffer.alloc(0) });
+    }
+    return out;
+  }
+}
+
+function verdictResponse(verdict: Verdict | void): MilterResponse {
+  if (verdict === undefined || verdict === 'continue') return { type: 'continue' };
+  if (typeof verdict === 'string') return { type: verdict };
+  const reply = verdict.reply.replace(/\r?\n/g, '\r\n');
+  if (!REPLY.test(reply) || /[\r\n](?![\n\d])/.test(reply.replace(/\r\n/g, ''))) throw new Error(`invalid SMTP reply "${verdict.reply}"`);
+  // Sendmail reads the text as a printf format: a lone % must be doubled.
+  return { type: 'replycode', reply: reply.replace(/%(?!%)/g, '%%') };
+}
+
+/**
+ * One MTA connection: option negotiation, macros per stage, the hooks of a fresh filter per connection,
+ * message state reset on ABORT and after end of message (the connection carries many messages), and a
+ * configured fallback when a hook throws or takes too long.
+ */
+export class MilterSession {
+  private filter: MilterFilter;
+  private readonly options: SessionOptions;
+  private readonly send: (frame: Buffer) => void;
+  private readonly macros = new Map<number, Map<string, string>>();
+  private actions = 0;
+  private leadingSpace = false;
+  private inMessage = false;
+  /** After a final verdict for the message (accept/reject/discard), its remaining events get no hooks. */
+  private messageDone = false;
+  private closed = false;
+  private readonly factory: FilterFactory;
+
+  constructor(factory: FilterFactory, options: SessionOptions, send: (frame: Buffer) => void) {
+    this.factory = factory;
+    this.options = options;
+    this.send = send;
+    this.filter = factory(this.context());
+  }
+
+  private context(): MilterContext {
+    return {
+      macro: (name) => {
+        const keys = name.startsWith('{') ? [name, name.slice(1, -1)] : [name, `{${name}}`];
+        // The latest stage wins (libmilter searches backwards).
+        for (const stage of [...this.macros.keys()].reverse()) {
+          for (const key of keys) {
+            const value = this.macros.get(stage)?.get(key);
+            if (value !== undefined) return value;
+          }
+        }
+        return undefined;
+      },
+    };
+  }
+
+  private respond(response: MilterResponse): void {
+    if (!this.closed) this.send(encodeResponse(response));
+  }
+
+  /** Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. */
+  private async run<T>(stage: string, timeoutMs: number, hook: () => T | Promise<T>): Promise<{ failed: false; value: T } | { failed: true }> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const value = await Promise.race([
+        Promise.resolve().then(hook),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Timeout(`${stage} took longer than ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      return { failed: false, value };
+    } catch (err) {
+      this.options.log('filter-error', { stage, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
+      return { failed: true };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private negotiate(command: Extract<MtaCommand, { type: 'optneg' }>): void {
+    const offeredProtocol = command.protocol || 0x3f;
+    const offeredActions = command.actions || 0x0f;
+    let protocol = 0;
+    for (const [hook, bit] of SKIPPABLE) if (!this.filter[hook]) protocol |= bit;
+    // Header values verbatim (no space eaten after the colon), when the MTA can.
+    if (offeredProtocol & Protocol.HDR_LEADSPC) protocol |= Protocol.HDR_LEADSPC;
+    protocol &= offeredProtocol;
+    this.leadingSpace = (protocol & Protocol.HDR_LEADSPC) !== 0;
+    this.actions = this.filter.eom ? ALL_CHANGES & offeredActions : 0;
+    this.respond({ type: 'optneg', version: Math.min(command.version, PROTOCOL_VERSION), actions: this.actions, protocol });
+  }
+
+  private resetMessage(): void {
+    this.inMessage = false;
+    this.messageDone = false;
+    for (const stage of [0x4d, 0x52, 0x54, 0x4c, 0x4e, 0x42, 0x45]) this.macros.delete(stage);
+  }
+
+  /** A stage's verdict: the response, and whether it ends the message (no more hooks until the next one). */
+  private async stage(name: string, hook: (() => Verdict | void | Promise<Verdict | void>) | undefined, scope: 'connection' | 'message' | 'recipient'): Promise<void> {
+    if (this.messageDone && scope !== 'connection') {
+      this.respond({ type: 'continue' });
+      return;
+    }
+    const outcome = hook ? await this.run(name, this.options.hookTimeoutMs, hook) : undefined;
+    const verdict = outcome === undefined ? undefined : outcome.failed ? this.options.fallback : outcome.value;
+    let response: MilterResponse;
+    try {
+      response = verdictResponse(verdict as Verdict | void);
+    } catch (err) {
+      this.options.log('filter-error', { stage: name, error: (err as Error).message, fallback: this.options.fallback });
+      response = verdictResponse(this.options.fallback);
+    }
+    // A verdict other than continue settles the message (or, at RCPT, only that recipient).
+    if (scope === 'message' && response.type !== 'continue') this.messageDone = true;
+    if (scope === 'recipient' && response.type === 'accept') this.messageDone = true;
+    this.respond(response);
+  }
+
+  private async endOfMessage(): Promise<void> {
+    if (this.messageDone || !this.filter.eom) {
+      this.respond({ type: 'continue' });
+      this.resetMessage();
+      return;
+    }
+    const changes = new CollectedChanges(this.actions);
+    const eom = this.filter.eom;
+    const outcome = await this.run('eom', this.options.eomTimeoutMs, () => eom.call(this.filter, changes));
+    let responses: MilterResponse[];
+    try {
+      const final = verdictResponse(outcome.failed ? this.options.fallback : (outcome.value as Verdict | void));
+      // Changes only matter to a message that is delivered; a refused one, or a failed hook, sends none.
+      const delivered = !outcome.failed && (final.type === 'continue' || final.type === 'accept');
+      responses = delivered ? [...changes.responses(), final] : [final];
+      if (this.leadingSpace) {
+        responses = responses.map((r) => (r.type === 'addheader' || r.type === 'insheader' || (r.type === 'chgheader' && r.value !== '') ? { ...r, value: ` ${r.value}` } : r));
+      }
+    } catch (err) {
+      this.options.log('filter-error', { stage: 'eom', error: (err as Error).message, fallback: this.options.fallback });
+      responses = [verdictResponse(this.options.fallback)];
+    }
+    for (const r of responses) this.respond(r);
+    this.resetMessage();
+  }
+
+  /** Handles one frame; resolves when its reply (if any) has been sent. */
+  async handle(frame: Frame): Promise<void> {
+    const command = parseCommand(frame);
+    const f = this.filter;
+    switch (command.type) {
+      case 'optneg':
+        return this.negotiate(command);
+      case 'macro': {
+        this.macros.delete(command.stage);
+        this.macros.set(command.stage, command.macros);
+        return;
+      }
+      case 'connect':
+        return this.stage('connect', f.connect && (() => f.connect?.call(f, { hostname: command.hostname, family: command.family, port: command.port, address: command.address })), 'connection');
+      case 'helo':
+        return this.stage('helo', f.helo && (() => f.helo?.call(f, command.name)), 'connection');
+      case 'mail':
+        if (this.inMessage) await this.abortMessage();
+        this.inMessage = true;
+        return this.stage('envFrom', f.envFrom && (() => f.envFrom?.call(f, command.sender, command.args)), 'message');
+      case 'rcpt':
+        return this.stage('envRcpt', f.envRcpt && (() => f.envRcpt?.call(f, command.recipient, command.args)), 'recipient');
+      case 'data':
+        return this.stage('data', f.data && (() => f.data?.call(f)), 'message');
+      case 'header':
+        return this.stage('header', f.header && (() => f.header?.call(f, command.name, command.value)), 'message');
+      case 'eoh':
+        return this.stage('eoh', f.eoh && (() => f.eoh?.call(f)), 'message');
+      case 'body':
+        return this.stage('body', f.body && (() => f.body?.call(f, command.chunk)), 'message');
+      case 'eom':
+        if (command.chunk.length > 0 && f.body && !this.messageDone) await this.run('body', this.options.hookTimeoutMs, () => f.body?.call(f, command.chunk));
+        return this.endOfMessage();
+      case 'abort':
+        // No reply to ABORT; it resets the message only (connection and HELO data stay).
+        return this.abortMessage();
+      case 'unknown':
+        return this.stage('unknown', f.unknown && (() => f.unknown?.call(f, command.line)), 'connection');
+      case 'quit-nc':
+        await this.end();
+        this.closed = false;
+        this.macros.clear();
+        this.filter = this.factory(this.context());
+        return;
+      case 'quit':
+        return this.end();
+    }
+  }
+
+  private async abortMessage(): Promise<void> {
+    if (this.inMessage && !this.messageDone && this.filter.abort) await this.run('abort', this.options.hookTimeoutMs, () => this.filter.abort?.call(this.filter));
+    this.resetMessage();
+  }
+
+  /** QUIT or the end of the connection: abort a message in progress, then close the filter. */
+  async end(): Promise<void> {
+    if (this.closed) return;
+    if (this.inMessage) await this.abortMessage();
+    this.closed = true;
+    if (this.filter.close) await this.run('close', this.options.hookTimeoutMs, () => this.filter.close?.call(this.filter));
+  }
+}

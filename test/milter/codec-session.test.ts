@@ -1,0 +1,172 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { encodeFrame, encodeResponse, FrameReader, MilterProtocolError, parseCommand, type MilterResponse } from '../../src/milter/codec.js';
+import type { MilterFilter } from '../../src/milter/filter.js';
+import { Command, Protocol } from '../../src/milter/protocol.js';
+import { MilterSession, type SessionOptions } from '../../src/milter/session.js';
+
+const z = (...parts: (string | Buffer)[]): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+const u16 = (n: number): Buffer => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+};
+
+/** Postfix 3.x's offer: version 6, all actions, all protocol bits. */
+const POSTFIX_OPTNEG = encodeFrame(Command.OPTNEG, z(u32(6), u32(0x1ff), u32(0x1fffff)));
+
+/** Runs frames through a session; returns the frames it sent back, decoded to [command, data]. */
+async function exchange(filter: MilterFilter, frames: Buffer[], options: Partial<SessionOptions> = {}): Promise<{ replies: [string, Buffer][]; log: unknown[] }> {
+  const sent: Buffer[] = [];
+  const log: unknown[] = [];
+  const session = new MilterSession(() => filter, { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: (e, f) => log.push({ event: e, ...f }), ...options }, (f) => sent.push(f));
+  const reader = new FrameReader(1 << 20);
+  for (const frame of reader.push(Buffer.concat(frames))) await session.handle(frame);
+  const out = new FrameReader(1 << 20).push(Buffer.concat(sent));
+  return { replies: out.map((f) => [String.fromCharCode(f.command), f.data]), log };
+}
+
+describe('milter codec', () => {
+  it('reassembles frames split anywhere, and refuses impossible lengths', () => {
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.HELO, z('mx.test\0')), encodeFrame(Command.QUIT)];
+    const all = Buffer.concat(frames);
+    for (let size = 1; size <= 7; size++) {
+      const reader = new FrameReader(1024);
+      const got: number[] = [];
+      for (let i = 0; i < all.length; i += size) for (const f of reader.push(all.subarray(i, i + size))) got.push(f.command);
+      expect(got).toEqual([Command.OPTNEG, Command.HELO, Command.QUIT]);
+    }
+    // "post" from a log line on the socket: 0x706f7374 bytes.
+    expect(() => new FrameReader(1 << 20).push(Buffer.from('postfix/smtpd'))).toThrow(MilterProtocolError);
+    expect(() => new FrameReader(1 << 20).push(u32(0))).toThrow(/empty/);
+  });
+
+  it('parses CONNECT for inet, inet6 (with and without IPv6:), unix and unknown families', () => {
+    const connect = (family: string, tail: Buffer) => parseCommand({ command: Command.CONNECT, data: z('host.test\0', family, tail) });
+    expect(connect('4', z(u16(2525), '192.0.2.1\0'))).toEqual({ type: 'connect', hostname: 'host.test', family: 'inet', port: 2525, address: '192.0.2.1' });
+    expect(connect('6', z(u16(25), 'IPv6:2001:db8::1\0'))).toMatchObject({ family: 'inet6', address: '2001:db8::1' });
+    expect(connect('6', z(u16(25), '2001:db8::2\0'))).toMatchObject({ family: 'inet6', address: '2001:db8::2' });
+    expect(connect('L', z(u16(0), '/run/x.sock\0'))).toMatchObject({ family: 'unix', address: '/run/x.sock' });
+    expect(connect('U', Buffer.alloc(0))).toMatchObject({ family: 'unknown', port: undefined, address: undefined });
+  });
+
+  it('keeps header values as bytes, empty values and 8-bit ones included', () => {
+    expect(parseCommand({ command: Command.HEADER, data: z('X-Empty\0\0') })).toEqual({ type: 'header', name: 'X-Empty', value: Buffer.alloc(0) });
+    const latin = parseCommand({ command: Command.HEADER, data: z('Subject\0', Buffer.from(' Grüße', 'latin1'), '\0') });
+    expect(latin.type === 'header' && latin.value.equals(Buffer.from(' Grüße', 'latin1'))).toBe(true);
+  });
+
+  it('encodes every response as libmilter does', () => {
+    const cases: [MilterResponse, string][] = [
+      [{ type: 'continue' }, '0000000163'],
+      [{ type: 'addheader', name: 'X-A', value: 'b' }, `00000007${Buffer.from('hX-A\0b\0').toString('hex')}`],
+      [{ type: 'chgheader', index: 2, name: 'X-A', value: '' }, `0000000a6d00000002${Buffer.from('X-A\0\0').toString('hex')}`],
+      [{ type: 'replycode', reply: '550 5.7.1 no' }, `0000000e79${Buffer.from('550 5.7.1 no\0').toString('hex')}`],
+    ];
+    for (const [response, hex] of cases) expect(encodeResponse(response).toString('hex')).toBe(hex);
+  });
+
+  it('never throws anything but a protocol error on random input (fuzz)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0x20, max: 0x7e }), (bytes, command) => {
+        try {
+          for (const frame of new FrameReader(4096).push(Buffer.from(bytes))) parseCommand(frame);
+          parseCommand({ command, data: Buffer.from(bytes) });
+        } catch (err) {
+          expect(err).toBeInstanceOf(MilterProtocolError);
+        }
+      }),
+      { numRuns: 5000 },
+    );
+  });
+});
+
+describe('milter session', () => {
+  it('negotiates away the events a filter has no hook for, and asks for header bytes verbatim', async () => {
+    const { replies } = await exchange({ header() {}, eom() {} }, [POSTFIX_OPTNEG]);
+    const [command, data] = replies[0] as [string, Buffer];
+    expect(command).toBe('O');
+    expect(data.readUInt32BE(0)).toBe(6);
+    const protocol = data.readUInt32BE(8);
+    for (const bit of [Protocol.NOCONNECT, Protocol.NOHELO, Protocol.NOMAIL, Protocol.NORCPT, Protocol.NOBODY, Protocol.NOEOH, Protocol.NODATA, Protocol.NOUNKNOWN]) expect(protocol & bit).toBe(bit);
+    expect(protocol & Protocol.NOHDRS).toBe(0);
+    expect(protocol & Protocol.HDR_LEADSPC).toBe(Protocol.HDR_LEADSPC);
+    expect(data.readUInt32BE(4)).toBe(0x1ff & ~0x100);
+  });
+
+  it('does not reply to ABORT or MACRO, keeps connection data across ABORT, and reads macros by either spelling', async () => {
+    const seen: string[] = [];
+    let macro: ((n: string) => string | undefined) | undefined;
+    const filter: MilterFilter = {
+      connect: (info) => void seen.push(`connect ${info.address}`),
+      envFrom: (sender) => void seen.push(`from ${sender} i=${macro?.('i')} auth=${macro?.('auth_authen')}`),
+      abort: () => void seen.push('abort'),
+    };
+    const sent: Buffer[] = [];
+    const session = new MilterSession((ctx) => ((macro = ctx.macro), filter), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (f) => sent.push(f));
+    const frames = [
+      POSTFIX_OPTNEG,
+      encodeFrame(Command.MACRO, z('C', 'j\0mx.test\0')),
+      encodeFrame(Command.CONNECT, z('client.test\0', '4', u16(1234), '192.0.2.9\0')),
+      encodeFrame(Command.MACRO, z('M', 'i\0ABC123\0{auth_authen}\0bob\0')),
+      encodeFrame(Command.MAIL, z('<a@example.com>\0', 'SIZE=10\0')),
+      encodeFrame(Command.ABORT),
+      encodeFrame(Command.MACRO, z('M', '{mail_addr}\0x\0')),
+      encodeFrame(Command.MAIL, z('<b@example.com>\0')),
+      encodeFrame(Command.QUIT),
+    ];
+    for (const frame of new FrameReader(1 << 20).push(Buffer.concat(frames))) await session.handle(frame);
+    expect(seen).toEqual(['connect 192.0.2.9', 'from <a@example.com> i=ABC123 auth=bob', 'abort', 'from <b@example.com> i=undefined auth=undefined', 'abort']);
+    // OPTNEG, CONNECT, MAIL, MAIL: four replies; ABORT, MACRO and QUIT get none.
+    expect(new FrameReader(1 << 20).push(Buffer.concat(sent)).map((f) => String.fromCharCode(f.command))).toEqual(['O', 'c', 'c', 'c']);
+  });
+
+  it('sends end-of-message changes in a safe order, the body in contiguous chunks of at most 65535 bytes', async () => {
+    const body = Buffer.alloc(150_000, 0x61);
+    const filter: MilterFilter = {
+      eom(changes) {
+        changes.replaceBody(body);
+        changes.addHeader('X-One', 'a\r\n\tb');
+        changes.deleteHeader('X-Old', 1);
+        changes.deleteHeader('X-Old', 3);
+        changes.quarantine('held\r\nfor review');
+        return 'accept';
+      },
+    };
+    const { replies } = await exchange(filter, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.BODYEOB)]);
+    expect(replies.map(([c]) => c).join('')).toBe('Ocmmhqbbba');
+    expect(replies.filter(([c]) => c === 'm').map(([, d]) => d.readUInt32BE(0))).toEqual([3, 1]);
+    // HDR_LEADSPC was negotiated: the engine adds the space the MTA no longer adds; CR never goes out.
+    expect((replies.find(([c]) => c === 'h') as [string, Buffer])[1].toString('latin1')).toBe('X-One\0 a\n\tb\0');
+    expect((replies.find(([c]) => c === 'q') as [string, Buffer])[1].toString('latin1')).toBe('held for review\0');
+    expect(replies.filter(([c]) => c === 'b').map(([, d]) => d.length)).toEqual([65535, 65535, 18930]);
+  });
+
+  it('turns an exception or a timeout into the fallback, sends no changes, and logs it', async () => {
+    const crash: MilterFilter = {
+      eom(changes) {
+        changes.addHeader('X-Half', 'done');
+        throw new Error('boom');
+      },
+    };
+    const crashed = await exchange(crash, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.BODYEOB)]);
+    expect(crashed.replies.map(([c]) => c).join('')).toBe('Oct');
+    expect(crashed.log).toEqual([{ event: 'filter-error', stage: 'eom', error: 'boom', fallback: 'tempfail' }]);
+    const slow: MilterFilter = { envFrom: () => new Promise(() => {}) };
+    const timedOut = await exchange(slow, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0'))], { fallback: 'reject' });
+    expect(timedOut.replies.map(([c]) => c).join('')).toBe('Or');
+  });
+
+  it('maps custom replies to REPLYCODE, doubling % for Sendmail, and refuses malformed ones', async () => {
+    const reply = await exchange({ envRcpt: () => ({ reply: '550 5.1.1 100% unknown' }) }, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<c@d>\0'))]);
+    expect(reply.replies[2]?.[0]).toBe('y');
+    expect(reply.replies[2]?.[1].toString('latin1')).toBe('550 5.1.1 100%% unknown\0');
+    const bad = await exchange({ envRcpt: () => ({ reply: '250 fine\r\nBcc: x' }) }, [POSTFIX_OPTNEG, encodeFrame(Command.RCPT, z('<c@d>\0'))]);
+    expect(bad.replies[1]?.[0]).toBe('t');
+  });
+});
