@@ -2,11 +2,15 @@
 import { defangCommand } from './defang.js';
 import { dsnCommand } from './dsn.js';
 import { inspectCommand } from './inspect.js';
+import { milterCommand } from './milter.js';
 import { verifyCommand } from './verify.js';
 
 const USAGE = `usage: milterkit <command> [options]
 
 commands:
+  milter [--listen inet:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660] [--socket-group G]
+         [--fallback tempfail|reject|accept]
+                          the mail filter daemon: defangs every message (default inet:8890@127.0.0.1)
   inspect FILE|- [--json] print the MIME tree of a message (- reads standard input):
                           path, type, size, file name, defects
   defang FILE|- [-o OUT|-] [--policy FILE] [--json] [--sender ADDR] [--recipient ADDR]...
@@ -34,6 +38,8 @@ async function main(argv: string[]): Promise<number> {
       return dsnCommand(args, out);
     case 'verify':
       return verifyCommand(args, out);
+    case 'milter':
+      return milterCommand(args, out);
     case undefined:
     case '-h':
     case '--help':

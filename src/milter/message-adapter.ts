@@ -1,0 +1,109 @@
+import { formatField, type Header } from '../mime/header.js';
+import type { MimeMessage } from '../mime/message.js';
+import { parseMessage } from '../mime/parse.js';
+import type { ChangeSet, FilterFactory, MilterFilter, Verdict } from './filter.js';
+
+/** The envelope of the message being filtered. */
+export interface Envelope {
+  sender: string;
+  recipients: string[];
+  /** Connection facts for logs and policies. */
+  client: { address: string | undefined; helo: string | undefined };
+  queueId: string | undefined;
+}
+
+/**
+ * A whole-message transform: it may change the parsed message in place, and says what becomes of it.
+ * `quarantine` holds the message (with its reason) after applying the changes.
+ */
+export type TransformResult = { action: 'accept' } | { action: 'quarantine'; reason: string } | { action: 'reject' | 'tempfail'; reply?: string } | { action: 'discard' };
+export type MessageTransform = (message: MimeMessage, envelope: Envelope) => TransformResult | Promise<TransformResult>;
+
+/**
+ * The engine-agnostic adapter: collects the headers and body chunks of a message, hands the whole message to
+ * a transform at end of message, and turns what the transform changed into the smallest set of milter
+ * changes — header adds, changes and deletes, and a body replacement only when the body changed. A
+ * message the transform did not change gets no modification at all.
+ */
+export function messageFilter(transform: MessageTransform): FilterFactory {
+  return (context): MilterFilter => {
+    let headers: [string, Buffer][] = [];
+    let body: Buffer[] = [];
+    let envelope: Envelope;
+    let helo: string | undefined;
+    let address: string | undefined;
+    return {
+      connect(info) {
+        address = info.address;
+      },
+      helo(name) {
+        helo = name;
+      },
+      envFrom(sender) {
+        headers = [];
+        body = [];
+        envelope = { sender, recipients: [], client: { address, helo }, queueId: undefined };
+      },
+      envRcpt(recipient) {
+        envelope.recipients.push(recipient);
+      },
+      header(name, value) {
+        headers.push([name, value]);
+      },
+      body(chunk) {
+        body.push(chunk);
+      },
+      async eom(changes) {
+        envelope.queueId = context.macro('i');
+        return applyTransform(headers, body, envelope, transform, changes);
+      },
+    };
+  };
+}
+
+/** The message as the MTA holds it: header values arrive verbatim (HDR_LEADSPC) with LF folding. */
+function rebuild(headers: readonly [string, Buffer][], body: readonly Buffer[]): Buffer {
+  const lines = headers.map(([name, value]) => Buffer.concat([Buffer.from(`${name}:`, 'latin1'), Buffer.from(value.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'), Buffer.from('\r\n')]));
+  return Buffer.concat([...lines, Buffer.from('\r\n'), ...body]);
+}
+
+/** A generated field's value as the milter protocol wants it: after "Name:", folded with LF only. */
+function milterValue(header: Header): string {
+  const field = formatField(header.name, header.value, '\n');
+  return field.slice(header.name.length + 1).replace(/\n$/, '').replace(/^ /, '');
+}
+
+async function applyTransform(headers: readonly [string, Buffer][], body: readonly Buffer[], envelope: Envelope, transform: MessageTransform, changes: ChangeSet): Promise<Verdict> {
+  const bodyBytes = Buffer.concat(body);
+  const message = parseMessage(rebuild(headers, [bodyBytes]));
+  const before = [...message.root.headers];
+  const result = await transform(message, envelope);
+  if (result.action === 'reject' || result.action === 'tempfail') return result.reply ? { reply: result.reply } : result.action;
+  if (result.action === 'discard') return 'discard';
+
+  const after = [...message.root.headers];
+  const kept = new Set(after);
+  // Deleted originals, numbered per name as the MTA sent them (the index CHGHEADER uses).
+  const removed: { header: Header; index: number }[] = [];
+  const seen = new Map<string, number>();
+  for (const header of before) {
+    const index = (seen.get(header.key) ?? 0) + 1;
+    seen.set(header.key, index);
+    if (!kept.has(header)) removed.push({ header, index });
+  }
+  const original = new Set(before);
+  for (const header of after) {
+    if (original.has(header) || header.isInvalid) continue;
+    // A generated field where an original of that name went is a change of it; otherwise an addition.
+    const slot = removed.findIndex((r) => r.header.key === header.key);
+    if (slot >= 0) {
+      const [{ index }] = removed.splice(slot, 1) as [{ header: Header; index: number }];
+      changes.changeHeader(header.name, index, milterValue(header));
+    } else changes.addHeader(header.name, milterValue(header));
+  }
+  for (const { header, index } of removed) changes.deleteHeader(header.name, index);
+  const newBody = message.root.bodyBytes();
+  if (!newBody.equals(bodyBytes)) changes.replaceBody(newBody);
+  if (result.action === 'quarantine') changes.quarantine(result.reason);
+  return 'continue';
+}
