@@ -3,3 +3,4 @@ export type { ChangeSet, ConnectInfo, FilterFactory, MilterContext, MilterFilter
 export { FrameReader, parseCommand, encodeResponse, encodeFrame, MilterProtocolError, type MtaCommand, type MilterResponse } from './codec.js';
 export { messageFilter, type Envelope as MilterEnvelope, type MessageTransform, type TransformResult } from './message-adapter.js';
 export { defangTransform } from './defang-transform.js';
+export { runMilter, type HarnessInput, type HarnessResult } from './harness.js';
