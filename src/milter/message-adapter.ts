@@ -1,6 +1,8 @@
 import { formatField, type Header } from '../mime/header.js';
 import type { MimeMessage } from '../mime/message.js';
-import { parseMessage } from '../mime/parse.js';
+import { parseBlocks } from '../mime/parse.js';
+import { bodyChunks } from '../mime/serializer.js';
+import { BodyBuffer } from './body-buffer.js';
 import type { ChangeSet, FilterFactory, MilterFilter, Verdict } from './filter.js';
 
 /** The envelope of the message being filtered. */
@@ -25,10 +27,17 @@ export type MessageTransform = (message: MimeMessage, envelope: Envelope) => Tra
  * changes — header adds, changes and deletes, and a body replacement only when the body changed. A
  * message the transform did not change gets no modification at all.
  */
-export function messageFilter(transform: MessageTransform): FilterFactory {
+export interface AdapterOptions {
+  /** Body bytes kept in memory per message; beyond, the body goes to a temporary file. Default 8 MiB. */
+  memoryThresholdBytes?: number;
+  /** Where such files go. Default os.tmpdir(). */
+  temporaryDirectory?: string;
+}
+
+export function messageFilter(transform: MessageTransform, options: AdapterOptions = {}): FilterFactory {
   return (context): MilterFilter => {
     let headers: [string, Buffer][] = [];
-    let body: Buffer[] = [];
+    const body = new BodyBuffer(options.memoryThresholdBytes ?? 8 * 1024 * 1024, options.temporaryDirectory);
     let envelope: Envelope;
     let helo: string | undefined;
     let address: string | undefined;
@@ -39,9 +48,9 @@ export function messageFilter(transform: MessageTransform): FilterFactory {
       helo(name) {
         helo = name;
       },
-      envFrom(sender) {
+      async envFrom(sender) {
         headers = [];
-        body = [];
+        await body.discard();
         envelope = { sender, recipients: [], client: { address, helo }, queueId: undefined };
       },
       envRcpt(recipient) {
@@ -51,20 +60,45 @@ export function messageFilter(transform: MessageTransform): FilterFactory {
         headers.push([name, value]);
       },
       body(chunk) {
-        body.push(chunk);
+        return body.push(chunk);
       },
       async eom(changes) {
         envelope.queueId = context.macro('i');
-        return applyTransform(headers, body, envelope, transform, changes);
+        return applyTransform(headers, await body.take(), envelope, transform, changes);
+      },
+      abort() {
+        return body.discard();
+      },
+      close() {
+        return body.discard();
       },
     };
   };
 }
 
-/** The message as the MTA holds it: header values arrive verbatim (HDR_LEADSPC) with LF folding. */
-function rebuild(headers: readonly [string, Buffer][], body: readonly Buffer[]): Buffer {
+/** The header block as the MTA holds it: values arrive verbatim (HDR_LEADSPC) with LF folding. */
+function headerBlock(headers: readonly [string, Buffer][]): Buffer {
   const lines = headers.map(([name, value]) => Buffer.concat([Buffer.from(`${name}:`, 'latin1'), Buffer.from(value.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'), Buffer.from('\r\n')]));
-  return Buffer.concat([...lines, Buffer.from('\r\n'), ...body]);
+  return Buffer.concat([...lines, Buffer.from('\r\n')]);
+}
+
+/** Whether two lists of buffers hold the same bytes, compared in place (no joining). */
+function sameBytes(a: readonly Buffer[], b: readonly Buffer[]): boolean {
+  let i = 0;
+  let j = 0;
+  let offsetA = 0;
+  let offsetB = 0;
+  for (;;) {
+    while (i < a.length && offsetA === (a[i] as Buffer).length) (i++, (offsetA = 0));
+    while (j < b.length && offsetB === (b[j] as Buffer).length) (j++, (offsetB = 0));
+    if (i === a.length || j === b.length) return i === a.length && j === b.length;
+    const x = a[i] as Buffer;
+    const y = b[j] as Buffer;
+    const n = Math.min(x.length - offsetA, y.length - offsetB);
+    if (x.compare(y, offsetB, offsetB + n, offsetA, offsetA + n) !== 0) return false;
+    offsetA += n;
+    offsetB += n;
+  }
 }
 
 /** A generated field's value as the milter protocol wants it: after "Name:", folded with LF only. */
@@ -74,8 +108,8 @@ function milterValue(header: Header): string {
 }
 
 async function applyTransform(headers: readonly [string, Buffer][], body: readonly Buffer[], envelope: Envelope, transform: MessageTransform, changes: ChangeSet): Promise<Verdict> {
-  const bodyBytes = Buffer.concat(body);
-  const message = parseMessage(rebuild(headers, [bodyBytes]));
+  // Parsed from the blocks as they are: the body is held once, however big.
+  const message = parseBlocks([headerBlock(headers), ...body]);
   const before = [...message.root.headers];
   const result = await transform(message, envelope);
   if (result.action === 'reject' || result.action === 'tempfail') return result.reply ? { reply: result.reply } : result.action;
@@ -102,8 +136,8 @@ async function applyTransform(headers: readonly [string, Buffer][], body: readon
     } else changes.addHeader(header.name, milterValue(header));
   }
   for (const { header, index } of removed) changes.deleteHeader(header.name, index);
-  const newBody = message.root.bodyBytes();
-  if (!newBody.equals(bodyBytes)) changes.replaceBody(newBody);
+  const newBody = bodyChunks(message.root);
+  if (!sameBytes(newBody, body)) changes.replaceBody(Buffer.concat(newBody));
   if (result.action === 'quarantine') changes.quarantine(result.reason);
   return 'continue';
 }

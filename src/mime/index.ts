@@ -1,4 +1,4 @@
-export { parseMessage, parseStream, parseFile, type StreamParseOptions } from './parse.js';
+export { parseMessage, parseBlocks, parseStream, parseFile, type StreamParseOptions } from './parse.js';
 export { MimeMessage } from './message.js';
 export { MimePart, type PartKind, type SetContentOptions } from './part.js';
 export { createPart, type CreatePartOptions } from './create-part.js';

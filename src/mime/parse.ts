@@ -19,6 +19,14 @@ export function parseMessage(bytes: Uint8Array | string, options?: ParseOptions)
   return parseSource(ByteSource.from(bytes), options);
 }
 
+/**
+ * Parses a message held as several buffers (a milter's header block and body chunks, say) without
+ * joining them. The buffers are kept, not copied.
+ */
+export function parseBlocks(blocks: readonly Uint8Array[], options?: ParseOptions): MimeMessage {
+  return parseSource(ByteSource.fromBlocks(blocks), options);
+}
+
 export interface StreamParseOptions extends ParseOptions {
   /**
    * Chunks smaller than this are gathered into blocks of this size; larger ones are kept as they come.

@@ -108,13 +108,23 @@ export function serializePart(part: MimePart): Buffer {
   return join(partChunks(part));
 }
 
+/** The body as transported, as buffers: views of the source wherever nothing changed. */
+export function bodyChunks(part: MimePart): Buffer[] {
+  const layout = part.layout;
+  const out: Buffer[] = [];
+  if (layout && !part.dirty) {
+    layout.source.appendViews(layout.bodyStart, layout.end, out);
+    return out;
+  }
+  const pieces: Piece[] = [];
+  appendBodyPieces(part, pieces);
+  expand(pieces, out);
+  return out;
+}
+
 /** The body as transported (still transfer-encoded). */
 export function serializeBody(part: MimePart): Buffer {
   const layout = part.layout;
   if (layout && !part.dirty) return layout.source.slice(layout.bodyStart, layout.end);
-  const pieces: Piece[] = [];
-  appendBodyPieces(part, pieces);
-  const out: Buffer[] = [];
-  expand(pieces, out);
-  return join(out);
+  return join(bodyChunks(part));
 }

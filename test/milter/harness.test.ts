@@ -32,3 +32,42 @@ describe('runMilter: the daemon work without an MTA', () => {
     expect(rejected).toMatchObject({ verdict: 'reject', reply: '550 5.7.1 Message refused: content not accepted by policy' });
   });
 });
+
+describe('messageFilter: large bodies', () => {
+  const big = Buffer.concat([
+    Buffer.from('From: a@example.com\r\nSubject: big\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'),
+    Buffer.from('A line of ordinary text, repeated to make the body large.\r\n'.repeat(4000)),
+    Buffer.from(`--b\r\nContent-Type: application/octet-stream; name="x.exe"\r\nContent-Transfer-Encoding: base64\r\n\r\n${exe}\r\n--b--\r\n`),
+  ]);
+
+  it('spills a body past memoryThresholdBytes to a private temporary file, filters it the same, and removes the file', async () => {
+    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const directory = await mkdtemp(join(tmpdir(), 'milterkit-spill-'));
+    try {
+      let filesDuringTransform: string[] = [];
+      const spilling = messageFilter(
+        async (message, envelope) => {
+          filesDuringTransform = await readdir(directory);
+          return defangTransform({}, () => {})(message, envelope);
+        },
+        { memoryThresholdBytes: 1024, temporaryDirectory: directory },
+      );
+      const input = { message: big, sender: 'a@example.com', recipients: ['b@example.org'] };
+      const spilled = await runMilter(spilling, input);
+      const inMemory = await runMilter(messageFilter(defangTransform({}, () => {})), input);
+      expect(spilled.delivered?.equals(inMemory.delivered ?? Buffer.alloc(0))).toBe(true);
+      expect(parseMessage(spilled.delivered ?? Buffer.alloc(0)).part('2')?.filename).toBe('WARNING.txt');
+      // The file is gone by the time the transform runs (read once at end of message), and stays gone.
+      expect(filesDuringTransform).toEqual([]);
+      expect(await readdir(directory)).toEqual([]);
+
+      const untouched = await runMilter(messageFilter(() => ({ action: 'accept' }), { memoryThresholdBytes: 1024, temporaryDirectory: directory }), input);
+      expect(untouched.delivered?.equals(big)).toBe(true);
+      expect(await readdir(directory)).toEqual([]);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});

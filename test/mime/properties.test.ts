@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createPart, parseMessage } from '../../src/index.js';
+import { createPart, parseBlocks, parseMessage } from '../../src/index.js';
+import { bodyChunks } from '../../src/mime/serializer.js';
 
 /** A generated MIME tree, rendered to bytes with every layout choice real mail makes. */
 type Tree =
@@ -116,6 +117,25 @@ describe('properties', () => {
         parsedLeaves.forEach((p, i) => {
           const expected = bytes.subarray(leaves[i]?.start, leaves[i]?.end);
           expect(p.content().equals(expected)).toBe(true);
+        });
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('a message split into blocks at any points parses exactly as the whole (parseBlocks)', () => {
+    fc.assert(
+      fc.property(tree, eol, fc.array(fc.nat(), { maxLength: 8 }), (t, e, cuts) => {
+        const { bytes } = render(t, e);
+        const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+        const blocks = [0, ...points].map((start, i) => bytes.subarray(start, points[i] ?? bytes.length));
+        const whole = parseMessage(bytes);
+        const split = parseBlocks(blocks);
+        expect(split.toBuffer().equals(bytes)).toBe(true);
+        expect([...split.walk()].map((p) => p.path)).toEqual([...whole.walk()].map((p) => p.path));
+        expect(Buffer.concat(bodyChunks(split.root)).equals(Buffer.concat(bodyChunks(whole.root)))).toBe(true);
+        [...split.walk()].filter((p) => p.kind === 'leaf').forEach((p, i) => {
+          expect(p.content().equals([...whole.walk()].filter((q) => q.kind === 'leaf')[i]?.content() ?? Buffer.alloc(0))).toBe(true);
         });
       }),
       { numRuns: 500 },

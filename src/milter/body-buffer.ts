@@ -1,0 +1,76 @@
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/**
+ * A message body as the MTA sends it, in chunks: kept in memory up to a threshold, then spilled to a
+ * temporary file, so that many large messages in progress do not all sit in memory. At end of message the
+ * body is handed over as blocks (never joined in memory): the chunks, or the file read once.
+ */
+export class BodyBuffer {
+  private chunks: Buffer[] = [];
+  private bytes = 0;
+  private file: { path: string; stream: WriteStream } | undefined;
+  private readonly thresholdBytes: number;
+  private readonly directory: string;
+
+  constructor(thresholdBytes: number, directory = tmpdir()) {
+    this.thresholdBytes = thresholdBytes;
+    this.directory = directory;
+  }
+
+  get size(): number {
+    return this.bytes;
+  }
+
+  async push(chunk: Buffer): Promise<void> {
+    this.bytes += chunk.length;
+    if (!this.file && this.bytes <= this.thresholdBytes) {
+      this.chunks.push(chunk);
+      return;
+    }
+    if (!this.file) {
+      const path = join(this.directory, `milterkit-body-${process.pid}-${randomBytes(8).toString('hex')}`);
+      this.file = { path, stream: createWriteStream(path, { mode: 0o600 }) };
+      for (const held of this.chunks.splice(0)) await this.write(held);
+    }
+    await this.write(chunk);
+  }
+
+  private write(chunk: Buffer): Promise<void> {
+    const stream = (this.file as { stream: WriteStream }).stream;
+    return new Promise((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** The whole body as blocks; the buffer is empty afterwards. */
+  async take(): Promise<Buffer[]> {
+    if (!this.file) {
+      const chunks = this.chunks;
+      this.reset();
+      return chunks;
+    }
+    const { path, stream } = this.file;
+    await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    const body = await readFile(path);
+    await this.discard();
+    return [body];
+  }
+
+  /** Drops the body (ABORT, a finished or failed message). */
+  async discard(): Promise<void> {
+    const file = this.file;
+    this.reset();
+    if (file) {
+      file.stream.destroy();
+      await rm(file.path, { force: true });
+    }
+  }
+
+  private reset(): void {
+    this.chunks = [];
+    this.bytes = 0;
+    this.file = undefined;
+  }
+}

@@ -1,0 +1,44 @@
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BodyBuffer } from '../../src/milter/body-buffer.js';
+
+describe('BodyBuffer', () => {
+  let directory: string;
+  beforeEach(async () => {
+    directory = await mkdtemp(join(tmpdir(), 'milterkit-body-'));
+  });
+  afterEach(() => rm(directory, { recursive: true, force: true }));
+
+  it('keeps a body under the threshold in memory, as the chunks it came in', async () => {
+    const buffer = new BodyBuffer(100, directory);
+    await buffer.push(Buffer.from('abc'));
+    await buffer.push(Buffer.from('def'));
+    expect(await readdir(directory)).toEqual([]);
+    expect((await buffer.take()).map(String)).toEqual(['abc', 'def']);
+    expect(buffer.size).toBe(0);
+  });
+
+  it('spills past the threshold to a file only the owner can read, and removes it on take', async () => {
+    const buffer = new BodyBuffer(4, directory);
+    await buffer.push(Buffer.from('abc'));
+    await buffer.push(Buffer.from('defgh'));
+    const [file] = await readdir(directory);
+    expect(file).toMatch(/^milterkit-body-/);
+    expect((await stat(join(directory, file as string))).mode & 0o777).toBe(0o600);
+    expect(buffer.size).toBe(8);
+    expect(Buffer.concat(await buffer.take()).toString()).toBe('abcdefgh');
+    expect(await readdir(directory)).toEqual([]);
+  });
+
+  it('removes the file on discard (ABORT, closed connection)', async () => {
+    const buffer = new BodyBuffer(0, directory);
+    await buffer.push(Buffer.from('x'));
+    expect(await readdir(directory)).toHaveLength(1);
+    await buffer.discard();
+    expect(await readdir(directory)).toEqual([]);
+    await buffer.push(Buffer.from('y'));
+    expect(Buffer.concat(await buffer.take()).toString()).toBe('y');
+  });
+});
