@@ -8,9 +8,10 @@ import { verifyCommand } from './verify.js';
 const USAGE = `usage: milterkit <command> [options]
 
 commands:
-  milter [--listen inet:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660] [--socket-group G]
-         [--fallback tempfail|reject|accept]
-                          the mail filter daemon: defangs every message (default inet:8890@127.0.0.1)
+  milter [--config FILE] [--listen inet:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660]
+         [--socket-group G] [--fallback tempfail|reject|accept] [--workers N] [--health HOST:PORT]
+                          the mail filter daemon: defangs every message (default inet:8890@127.0.0.1);
+                          the config file adds callback verification and plugins of one's own
   inspect FILE|- [--json] print the MIME tree of a message (- reads standard input):
                           path, type, size, file name, defects
   defang FILE|- [-o OUT|-] [--policy FILE] [--json] [--sender ADDR] [--recipient ADDR]...

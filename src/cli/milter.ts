@@ -1,50 +1,125 @@
-import { readPolicyFile, type PolicyInput } from '../defang/index.js';
-import { defangTransform, messageFilter, startMilterServer } from '../milter/index.js';
+import cluster from 'node:cluster';
+import { resolve } from 'node:path';
+import { DEFAULT_CONFIG, buildPipeline, readConfigFile, validateConfig, type MilterConfig } from '../milter/config.js';
+import { startHealthEndpoint } from '../milter/health-endpoint.js';
+import { messageFilter } from '../milter/message-adapter.js';
+import { pipeline, type MessageVerdict } from '../milter/pipeline.js';
+import { startMilterServer } from '../milter/server.js';
+import { MilterStats } from '../milter/stats.js';
+import { runClusterPrimary, STATS_REPLY, STATS_REQUEST } from './milter-cluster.js';
 
-const USAGE = 'usage: milterkit milter [--listen inet:PORT@HOST|inet6:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660] [--socket-group GROUP] [--fallback tempfail|reject|accept]';
+const USAGE = 'usage: milterkit milter [--config FILE] [--listen inet:PORT@HOST|inet6:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660] [--socket-group GROUP] [--fallback tempfail|reject|accept] [--workers N] [--health HOST:PORT]';
 /** The embedded default: loopback only, the port commonly used for milters in examples. */
-export const DEFAULT_LISTEN = 'inet:8890@127.0.0.1';
+export const DEFAULT_LISTEN = DEFAULT_CONFIG.listen;
 
-/** Structured logs: one JSON line per event, on stdout. */
+/** Flags that set a config key of the same meaning. */
+const FLAGS: Readonly<Record<string, keyof MilterConfig>> = {
+  '--listen': 'listen',
+  '--socket-mode': 'socketMode',
+  '--socket-group': 'socketGroup',
+  '--fallback': 'fallback',
+  '--workers': 'workers',
+  '--health': 'health',
+};
+
+/** Structured logs: one JSON line per event, on stdout; a cluster worker's lines say which worker. */
 function log(event: string, fields: Record<string, unknown>): void {
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
+  const worker = cluster.isWorker ? { worker: cluster.worker?.id } : {};
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...worker, ...fields })}\n`);
+}
+
+/** The effective config: embedded defaults, then the config file, then flags. */
+async function resolveConfig(args: string[]): Promise<{ config: MilterConfig; baseDirectory: string } | undefined> {
+  const flags: Record<string, unknown> = {};
+  let configFile: string | undefined;
+  let policyFile: string | undefined;
+  for (let i = 0; i < args.length; i += 2) {
+    const [key, value] = [args[i] as string, args[i + 1]];
+    if (value === undefined) return undefined;
+    if (key === '--config') configFile = value;
+    else if (key === '--policy') policyFile = value;
+    else if (FLAGS[key] === 'workers') flags.workers = Number(value);
+    else if (FLAGS[key]) flags[FLAGS[key]] = value;
+    else return undefined;
+  }
+  const file = configFile ? await readConfigFile(configFile) : { config: {}, baseDirectory: process.cwd() };
+  const config: MilterConfig = { ...DEFAULT_CONFIG, ...file.config, ...validateConfig(flags, 'command line') };
+  // --policy gives every defang step of the pipeline that policy file (relative to the working directory).
+  if (policyFile) config.pipeline = config.pipeline.map((entry) => (entry.plugin === 'defang' ? { ...entry, policy: resolve(policyFile) } : entry));
+  return { config, baseDirectory: file.baseDirectory };
 }
 
 export async function milterCommand(args: string[], out: (line: string) => void): Promise<number> {
-  const values = new Map<string, string>();
-  for (let i = 0; i < args.length; i += 2) {
-    const [key, value] = [args[i] as string, args[i + 1]];
-    if (!key.startsWith('--') || value === undefined) {
-      out(USAGE);
-      return 2;
-    }
-    values.set(key, value);
+  let resolved;
+  try {
+    resolved = await resolveConfig(args);
+  } catch (err) {
+    process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
   }
-  const unknown = [...values.keys()].filter((k) => !['--listen', '--policy', '--socket-mode', '--socket-group', '--fallback'].includes(k));
-  const fallback = values.get('--fallback') ?? 'tempfail';
-  if (unknown.length > 0 || !['tempfail', 'reject', 'accept'].includes(fallback)) {
+  if (!resolved) {
     out(USAGE);
     return 2;
   }
-  const policyFile = values.get('--policy');
-  const policy: PolicyInput = policyFile ? await readPolicyFile(policyFile) : {};
+  const { config, baseDirectory } = resolved;
+  if (config.workers > 1 && cluster.isPrimary) return runClusterPrimary(config, log);
+  return runWorker(config, baseDirectory);
+}
+
+/** One process serving mail: the whole daemon, or one worker of a cluster. */
+async function runWorker(config: MilterConfig, baseDirectory: string): Promise<number> {
+  let plugins;
+  try {
+    plugins = await buildPipeline(config.pipeline, baseDirectory);
+  } catch (err) {
+    process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  const stats = new MilterStats();
+  const transform = pipeline(plugins, (fields) => {
+    stats.recordMessage(fields.verdict as MessageVerdict);
+    log('message', fields);
+  });
   const server = await startMilterServer({
-    listen: values.get('--listen') ?? DEFAULT_LISTEN,
-    filter: messageFilter(defangTransform(policy, (fields) => log('message', fields))),
-    fallback: fallback as 'tempfail' | 'reject' | 'accept',
-    socketMode: values.get('--socket-mode'),
-    socketGroup: values.get('--socket-group'),
-    log,
+    listen: config.listen,
+    filter: messageFilter(transform, { memoryThresholdBytes: config.memoryThresholdBytes, temporaryDirectory: config.temporaryDirectory }),
+    fallback: config.fallback,
+    hookTimeoutMs: config.hookTimeoutMs,
+    eomTimeoutMs: config.eomTimeoutMs,
+    maxPacketSize: config.maxPacketSize,
+    socketMode: config.socketMode,
+    socketGroup: config.socketGroup,
+    ownsSocketPath: !cluster.isWorker,
+    log: (event, fields) => {
+      stats.recordEvent(event);
+      log(event, fields);
+    },
   });
-  log('listening', { address: server.address, pid: process.pid });
+  const snapshot = () => stats.snapshot(server.connections);
+  const health = config.health && !cluster.isWorker ? await startHealthEndpoint(config.health, async () => snapshot()) : undefined;
+  const statsTimer = config.statsIntervalSeconds > 0 ? setInterval(() => log('stats', { ...snapshot() }), config.statsIntervalSeconds * 1000).unref() : undefined;
+  if (cluster.isWorker) process.on('message', (m: unknown) => m === STATS_REQUEST && process.send?.({ type: STATS_REPLY, snapshot: snapshot() }));
+  log('listening', { address: server.address, pid: process.pid, plugins: plugins.map((p) => p.name), health: health?.address() });
+
   await new Promise<void>((resolve) => {
+    let stopping = false;
+    // Handlers stay installed: a second signal (the terminal's and the cluster primary's) must not kill a worker mid-message.
     const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
       log('stopping', { signal, connections: server.connections });
-      void server.close().then(resolve);
+      resolve();
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    // A worker whose primary is gone stops too.
+    if (cluster.isWorker) process.once('disconnect', () => stop('primary-gone'));
   });
-  log('stopped', {});
+  await server.close();
+  clearInterval(statsTimer);
+  await new Promise((resolve) => (health ? health.close(resolve) : resolve(undefined)));
+  for (const plugin of plugins) await plugin.close?.();
+  log('stopped', { ...snapshot() });
+  if (cluster.isWorker && process.connected) process.disconnect();
   return 0;
 }

@@ -27,6 +27,11 @@ export interface MilterServerOptions extends Partial<SessionOptions> {
   /** Unix socket permissions and group, so that the MTA's user can connect (e.g. '660', 'postfix'). */
   socketMode?: string;
   socketGroup?: string;
+  /**
+   * Whether this server owns the unix socket's path: removes a stale socket before listening and the
+   * socket when closed. Default true; false for node:cluster workers, whose primary owns the path.
+   */
+  ownsSocketPath?: boolean;
   /** How long close() waits for messages in flight before cutting connections. Default 30 s. */
   shutdownGraceMs?: number;
 }
@@ -104,7 +109,8 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     idle.add(socket);
   });
 
-  if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
+  const ownsPath = spec.kind === 'unix' && options.ownsSocketPath !== false;
+  if (ownsPath && existsSync(spec.path)) unlinkSync(spec.path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     if (spec.kind === 'unix') server.listen(spec.path, resolve);
@@ -131,7 +137,7 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
       for (const socket of sockets) socket.destroy();
       await closed;
-      if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
+      if (ownsPath && existsSync(spec.path)) unlinkSync(spec.path);
     },
   };
 }

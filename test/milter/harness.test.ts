@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { defangTransform, messageFilter, parseMessage, runMilter } from '../../src/index.js';
+import { defangPlugin, messageFilter, parseMessage, pipeline, runMilter } from '../../src/index.js';
 
 const exe = Buffer.from('MZ\x90\x00PE\x00\x00', 'latin1').toString('base64');
 const attachment = Buffer.from(
@@ -10,7 +10,7 @@ const attachment = Buffer.from(
 describe('runMilter: the daemon work without an MTA', () => {
   it('defangs through the adapter: one header added, the body replaced, nothing else', async () => {
     const log: unknown[] = [];
-    const result = await runMilter(messageFilter(defangTransform({}, (f) => log.push(f))), { message: attachment, sender: 'a@example.com', recipients: ['b@example.org'] });
+    const result = await runMilter(messageFilter(pipeline([defangPlugin({})], (f) => log.push(f))), { message: attachment, sender: 'a@example.com', recipients: ['b@example.org'] });
     expect(result.verdict).toBe('continue');
     const delivered = parseMessage(result.delivered ?? Buffer.alloc(0));
     expect(delivered.headers.get('x-milterkit-defang')).toBe('changed; 2 replace banned-extension,executable-content');
@@ -21,14 +21,14 @@ describe('runMilter: the daemon work without an MTA', () => {
 
   it('makes no modification at all to a clean message', async () => {
     const clean = Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nJust text.\r\n');
-    const result = await runMilter(messageFilter(defangTransform({}, () => {})), { message: clean, sender: 'a@example.com', recipients: ['b@example.org'] });
+    const result = await runMilter(messageFilter(pipeline([defangPlugin({})], () => {})), { message: clean, sender: 'a@example.com', recipients: ['b@example.org'] });
     expect(result.delivered?.equals(clean)).toBe(true);
   });
 
   it('quarantines and rejects as the policy says', async () => {
-    const quarantined = await runMilter(messageFilter(defangTransform({ actions: { 'banned-extension': 'quarantine' } }, () => {})), { message: attachment, sender: 'a@example.com', recipients: ['b@example.org'] });
+    const quarantined = await runMilter(messageFilter(pipeline([defangPlugin({ actions: { 'banned-extension': 'quarantine' } })], () => {})), { message: attachment, sender: 'a@example.com', recipients: ['b@example.org'] });
     expect(quarantined.quarantine).toMatch(/^quarantine;/);
-    const rejected = await runMilter(messageFilter(defangTransform({ actions: { 'executable-content': 'reject' } }, () => {})), { message: attachment, sender: 'a@example.com', recipients: ['b@example.org'] });
+    const rejected = await runMilter(messageFilter(pipeline([defangPlugin({ actions: { 'executable-content': 'reject' } })], () => {})), { message: attachment, sender: 'a@example.com', recipients: ['b@example.org'] });
     expect(rejected).toMatchObject({ verdict: 'reject', reply: '550 5.7.1 Message refused: content not accepted by policy' });
   });
 });
@@ -50,13 +50,13 @@ describe('messageFilter: large bodies', () => {
       const spilling = messageFilter(
         async (message, envelope) => {
           filesDuringTransform = await readdir(directory);
-          return defangTransform({}, () => {})(message, envelope);
+          return pipeline([defangPlugin({})], () => {})(message, envelope);
         },
         { memoryThresholdBytes: 1024, temporaryDirectory: directory },
       );
       const input = { message: big, sender: 'a@example.com', recipients: ['b@example.org'] };
       const spilled = await runMilter(spilling, input);
-      const inMemory = await runMilter(messageFilter(defangTransform({}, () => {})), input);
+      const inMemory = await runMilter(messageFilter(pipeline([defangPlugin({})], () => {})), input);
       expect(spilled.delivered?.equals(inMemory.delivered ?? Buffer.alloc(0))).toBe(true);
       expect(parseMessage(spilled.delivered ?? Buffer.alloc(0)).part('2')?.filename).toBe('WARNING.txt');
       // The file is gone by the time the transform runs (read once at end of message), and stays gone.

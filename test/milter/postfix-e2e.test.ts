@@ -1,34 +1,7 @@
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMessage, startMilterServer, type MilterServer } from '../../src/index.js';
 import { startPostfix, type PostfixInstance } from '../support/postfix.js';
-
-/** A tiny SMTP client: sends the dialogue, returns every reply line. */
-async function smtp(port: number, commands: string[]): Promise<string[]> {
-  const socket = connect({ port, host: '127.0.0.1' });
-  const replies: string[] = [];
-  let buffer = '';
-  let waiting: (() => void) | undefined;
-  socket.on('data', (chunk: Buffer) => {
-    buffer += chunk.toString('latin1');
-    while (/^\d{3} .*\r\n/m.test(buffer)) {
-      const m = /^(?:\d{3}-.*\r\n)*(\d{3} .*)\r\n/.exec(buffer) as RegExpExecArray;
-      replies.push(m[1] as string);
-      buffer = buffer.slice(m[0].length);
-      waiting?.();
-    }
-  });
-  const next = (): Promise<void> => new Promise((resolve) => (waiting = resolve));
-  const timeout = setTimeout(() => socket.destroy(), 15_000);
-  await next();
-  for (const command of commands) {
-    socket.write(`${command}\r\n`);
-    await next();
-  }
-  clearTimeout(timeout);
-  socket.destroy();
-  return replies;
-}
+import { smtpDialogue } from '../support/smtp-client.js';
 
 function message(subject: string, body: string): string {
   return `From: a@example.com\r\nTo: alice@lab.test\r\nSubject: ${subject}\r\n\r\n${body}\r\n.`;
@@ -81,7 +54,7 @@ afterAll(async () => {
 
 describe('milter behind a real Postfix', () => {
   it('adds a header and replaces the body of each message of one SMTP connection; rejects and tempfails as told', async () => {
-    const replies = await smtp(postfix.port, [
+    const replies = await smtpDialogue(postfix.port, [
       'EHLO client.test',
       'MAIL FROM:<a@example.com>', 'RCPT TO:<alice@lab.test>', 'DATA', message('first', 'one'),
       'MAIL FROM:<a@example.com>', 'RCPT TO:<alice@lab.test>', 'DATA', message('reject me', 'two'),

@@ -1,0 +1,75 @@
+import cluster, { type Worker } from 'node:cluster';
+import { existsSync, unlinkSync } from 'node:fs';
+import type { MilterConfig } from '../milter/config.js';
+import { startHealthEndpoint } from '../milter/health-endpoint.js';
+import { parseListenSpec } from '../milter/server.js';
+import { sumSnapshots, type StatsSnapshot } from '../milter/stats.js';
+
+export const STATS_REQUEST = 'milterkit:stats?';
+export const STATS_REPLY = 'milterkit:stats';
+/** A worker that dies is replaced after this pause (so a worker that cannot start does not spin). */
+const RESPAWN_DELAY_MS = 1000;
+/** How long the health endpoint waits for the workers' figures. */
+const STATS_TIMEOUT_MS = 1000;
+
+type Log = (event: string, fields: Record<string, unknown>) => void;
+
+/** Asks every worker for its figures and adds them up; a worker that does not answer in time is left out. */
+async function clusterStats(): Promise<StatsSnapshot> {
+  const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+  const replies = workers.map(
+    (worker) =>
+      new Promise<StatsSnapshot | undefined>((resolve) => {
+        const timer = setTimeout(() => done(undefined), STATS_TIMEOUT_MS);
+        const onMessage = (m: { type?: string; snapshot?: StatsSnapshot }): void => {
+          if (m?.type === STATS_REPLY) done(m.snapshot);
+        };
+        const done = (s: StatsSnapshot | undefined): void => {
+          clearTimeout(timer);
+          worker.off('message', onMessage);
+          resolve(s);
+        };
+        worker.on('message', onMessage);
+        worker.send(STATS_REQUEST);
+      }),
+  );
+  return sumSnapshots((await Promise.all(replies)).filter((s): s is StatsSnapshot => s !== undefined));
+}
+
+/**
+ * The primary of `--workers N`: it owns the unix socket's path, forks N workers that share the listening
+ * socket (node:cluster hands them connections), replaces workers that die, serves the health endpoint
+ * with the sum of their figures, and on SIGTERM stops them all gracefully (each finishes its messages).
+ */
+export async function runClusterPrimary(config: MilterConfig, log: Log): Promise<number> {
+  const spec = parseListenSpec(config.listen);
+  if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
+  let stopping = false;
+  const fork = (): void => {
+    cluster.fork();
+  };
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    log('worker-exit', { worker: worker.id, code, signal });
+    setTimeout(fork, RESPAWN_DELAY_MS).unref();
+  });
+  for (let i = 0; i < config.workers; i++) fork();
+  const health = config.health ? await startHealthEndpoint(config.health, clusterStats) : undefined;
+  log('cluster', { workers: config.workers, pid: process.pid, health: health?.address() });
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  stopping = true;
+  log('stopping', { signal, workers: Object.keys(cluster.workers ?? {}).length });
+  const exits = Object.values(cluster.workers ?? {}).map((worker) => new Promise((resolve) => {
+    worker?.once('exit', resolve);
+    worker?.process.kill('SIGTERM');
+  }));
+  await Promise.all(exits);
+  await new Promise((resolve) => (health ? health.close(resolve) : resolve(undefined)));
+  if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
+  log('stopped', {});
+  return 0;
+}

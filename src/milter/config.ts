@@ -1,0 +1,160 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { validatePolicy, readPolicyFile } from '../defang/policy-file.js';
+import type { PolicyInput } from '../defang/policy.js';
+import type { MilterPlugin } from './pipeline.js';
+import { cbvPlugin, type CbvPluginOptions } from './plugins/cbv.js';
+import { defangPlugin } from './plugins/defang.js';
+import { loadModulePlugin } from './plugins/module.js';
+import { parseListenSpec } from './server.js';
+
+/** The plugin entries of a config file's "pipeline", in the order they run. */
+export type PluginConfig =
+  | { plugin: 'defang'; policy?: PolicyInput | string }
+  | ({ plugin: 'cbv' } & Omit<CbvPluginOptions, 'resolver'>)
+  | { plugin: 'module'; path: string; options?: unknown };
+
+/** The daemon's settings: a config file (JSON), command-line flags over it, embedded defaults under it. */
+export interface MilterConfig {
+  listen: string;
+  socketMode: string | undefined;
+  socketGroup: string | undefined;
+  /** What a filter error or timeout gives. Default tempfail. */
+  fallback: 'tempfail' | 'reject' | 'accept';
+  /** Worker processes (node:cluster) sharing the listening socket. Default 1: no cluster. */
+  workers: number;
+  /** A `stats` log line this often (0: never). Default 300 s. */
+  statsIntervalSeconds: number;
+  /** HTTP health and stats endpoint, HOST:PORT (e.g. 127.0.0.1:8891). Default none. */
+  health: string | undefined;
+  /** Body bytes kept in memory per message before spilling to a temporary file. Default 8 MiB. */
+  memoryThresholdBytes: number;
+  temporaryDirectory: string | undefined;
+  /** Per-stage limits on a filter's work; past them, the fallback. Defaults 25 s and 250 s (end of message). */
+  hookTimeoutMs: number;
+  eomTimeoutMs: number;
+  /** Largest milter packet accepted. Default 1 MiB. */
+  maxPacketSize: number;
+  pipeline: PluginConfig[];
+}
+
+export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
+  listen: 'inet:8890@127.0.0.1',
+  socketMode: undefined,
+  socketGroup: undefined,
+  fallback: 'tempfail',
+  workers: 1,
+  statsIntervalSeconds: 300,
+  health: undefined,
+  memoryThresholdBytes: 8 * 1024 * 1024,
+  temporaryDirectory: undefined,
+  hookTimeoutMs: 25_000,
+  eomTimeoutMs: 250_000,
+  maxPacketSize: 1024 * 1024,
+  pipeline: [{ plugin: 'defang' }],
+};
+
+const CBV_KEYS = new Set(['plugin', 'routes', 'header', 'rejectInvalid', 'tempfailOnTempfail', 'port', 'timeoutMs', 'connectTimeoutMs', 'greetingTimeoutMs', 'commandTimeoutMs', 'heloName', 'probeSender', 'detectCatchAll', 'allowLoopback', 'allowPrivate', 'opportunisticTls', 'cache', 'ttls', 'maxConcurrentPerDomain', 'maxSessionsPerMinutePerDomain']);
+
+/**
+ * Checks a config read from JSON. As with policies, a typo must not fall back silently to a default:
+ * unknown keys and wrong types are errors naming the place.
+ */
+export function validateConfig(value: unknown, where = 'config'): Partial<MilterConfig> {
+  const fail = (message: string): never => {
+    throw new Error(`${where}: ${message}`);
+  };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('must be an object');
+  const input = value as Record<string, unknown>;
+  const out: Partial<MilterConfig> = {};
+  for (const [key, v] of Object.entries(input)) {
+    switch (key) {
+      case 'listen':
+        if (typeof v !== 'string') fail('listen must be a string');
+        parseListenSpec(v as string);
+        out.listen = v as string;
+        break;
+      case 'socketMode':
+        if (typeof v !== 'string' || !/^[0-7]{3,4}$/.test(v)) fail('socketMode must be an octal string such as "660"');
+        out.socketMode = v as string;
+        break;
+      case 'socketGroup':
+      case 'health':
+      case 'temporaryDirectory':
+        if (typeof v !== 'string' || v === '') fail(`${key} must be a string`);
+        out[key] = v as string;
+        break;
+      case 'fallback':
+        if (v !== 'tempfail' && v !== 'reject' && v !== 'accept') fail('fallback must be tempfail, reject or accept');
+        out.fallback = v as MilterConfig['fallback'];
+        break;
+      case 'workers':
+      case 'statsIntervalSeconds':
+      case 'memoryThresholdBytes':
+      case 'hookTimeoutMs':
+      case 'eomTimeoutMs':
+      case 'maxPacketSize':
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < (key === 'workers' ? 1 : 0)) fail(`${key} must be a ${key === 'workers' ? 'positive' : 'non-negative'} integer`);
+        out[key] = v as number;
+        break;
+      case 'pipeline':
+        if (!Array.isArray(v) || v.length === 0) fail('pipeline must be a non-empty array');
+        out.pipeline = (v as unknown[]).map((entry, i) => validatePluginConfig(entry, `${where}: pipeline[${i}]`));
+        break;
+      default:
+        fail(`unknown key "${key}"`);
+    }
+  }
+  if (out.health !== undefined && !/^.+:\d+$/.test(out.health)) fail('health must be HOST:PORT');
+  return out;
+}
+
+function validatePluginConfig(value: unknown, where: string): PluginConfig {
+  const fail = (message: string): never => {
+    throw new Error(`${where}: ${message}`);
+  };
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) fail('must be an object');
+  const entry = value as Record<string, unknown>;
+  switch (entry.plugin) {
+    case 'defang':
+      for (const key of Object.keys(entry)) if (key !== 'plugin' && key !== 'policy') fail(`unknown key "${key}"`);
+      if (entry.policy !== undefined && typeof entry.policy !== 'string') validatePolicy(entry.policy, `${where}.policy`);
+      return entry as PluginConfig;
+    case 'cbv':
+      for (const key of Object.keys(entry)) if (!CBV_KEYS.has(key)) fail(`unknown key "${key}"`);
+      return entry as PluginConfig;
+    case 'module':
+      for (const key of Object.keys(entry)) if (!['plugin', 'path', 'options'].includes(key)) fail(`unknown key "${key}"`);
+      if (typeof entry.path !== 'string' || entry.path === '') fail('path must name an ES module');
+      return entry as PluginConfig;
+    default:
+      return fail('plugin must be "defang", "cbv" or "module"');
+  }
+}
+
+/** Reads and checks a config file; relative paths in it (policies, modules) are relative to the file. */
+export async function readConfigFile(path: string): Promise<{ config: Partial<MilterConfig>; baseDirectory: string }> {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new Error(`${path}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  return { config: validateConfig(parsed, path), baseDirectory: dirname(path) };
+}
+
+/** The plugins a config names, built (modules loaded, policy files read) in order. */
+export async function buildPipeline(entries: readonly PluginConfig[], baseDirectory: string): Promise<MilterPlugin[]> {
+  const plugins: MilterPlugin[] = [];
+  for (const entry of entries) {
+    if (entry.plugin === 'defang') {
+      const policy = typeof entry.policy === 'string' ? await readPolicyFile(resolve(baseDirectory, entry.policy)) : entry.policy;
+      plugins.push(defangPlugin(policy));
+    } else if (entry.plugin === 'cbv') {
+      const { plugin: _, ...options } = entry;
+      plugins.push(cbvPlugin(options));
+    } else plugins.push(await loadModulePlugin(entry.path, entry.options, baseDirectory));
+  }
+  return plugins;
+}
+

@@ -1,0 +1,53 @@
+import type { MimeMessage } from '../mime/message.js';
+import type { Envelope, MessageTransform, TransformResult } from './message-adapter.js';
+
+/**
+ * What a plugin says about a message: what becomes of it, whether it changed the message, and the
+ * fields it adds to the message's log line (e.g. `{ defang: 'changed; …' }`).
+ */
+export type PluginResult = TransformResult & { changed?: boolean; log?: Record<string, unknown> };
+
+/**
+ * One step of the daemon's work on a message (defang, callback verification, a module of one's own).
+ * `check` may change the message in place; the adapter turns those changes into milter modifications.
+ */
+export interface MilterPlugin {
+  readonly name: string;
+  check(message: MimeMessage, envelope: Envelope): PluginResult | Promise<PluginResult>;
+  /** Releases what the plugin holds (connections, caches) when the daemon stops. */
+  close?(): Promise<void>;
+}
+
+/** The verdict of a whole message, as logged. */
+export type MessageVerdict = 'clean' | 'changed' | 'quarantine' | 'reject' | 'tempfail' | 'discard';
+
+/** Receives one record per message: envelope facts, the verdict, and each plugin's fields. */
+export type MessageLog = (fields: Record<string, unknown>) => void;
+
+/**
+ * Plugins in order, as one transform. The first reject, tempfail or discard ends the pipeline (later
+ * plugins do not run); a quarantine is kept and the rest still run (the first reason is the one given).
+ * A plugin that throws ends the message with the milter's fallback (tempfail by default), never a pass.
+ */
+export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): MessageTransform {
+  return async (message, envelope) => {
+    const fields: Record<string, unknown> = {};
+    let quarantine: string | undefined;
+    let changed = false;
+    let final: TransformResult | undefined;
+    for (const plugin of plugins) {
+      const result = await plugin.check(message, envelope);
+      Object.assign(fields, result.log);
+      changed ||= result.changed === true;
+      if (result.action === 'quarantine') quarantine ??= result.reason;
+      else if (result.action !== 'accept') {
+        final = result;
+        break;
+      }
+    }
+    const verdict: MessageVerdict = final ? final.action as MessageVerdict : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
+    log({ queueId: envelope.queueId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address, verdict, ...fields });
+    if (final) return final;
+    return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
+  };
+}

@@ -1,0 +1,48 @@
+import { closeVerificationCaches, verifyAddress, type Verification, type VerifyOptions } from '../../cbv/index.js';
+import { routedResolver } from '../../smtp/routed-resolver.js';
+import type { MilterPlugin } from '../pipeline.js';
+
+export interface CbvPluginOptions extends VerifyOptions {
+  /** The report header, replacing any copy the message came with (a sender could forge it). Default 'X-Milterkit-CBV'; false: none. */
+  header?: string | false;
+  /** Refuse mail whose sender the MX says does not exist (550 5.1.7). Default false: report only. */
+  rejectInvalid?: boolean;
+  /** Ask the client to retry when the check could not finish (450 4.1.7). Default false: report only. */
+  tempfailOnTempfail?: boolean;
+  /** Domains verified at fixed hosts instead of their MX (an internal hub DNS does not publish), as transport_maps. */
+  routes?: Record<string, string>;
+}
+
+export const CBV_REJECT_REPLY = '550 5.1.7 Sender address rejected: undeliverable address';
+export const CBV_TEMPFAIL_REPLY = '450 4.1.7 Sender address rejected: unverified address, try again later';
+
+/** The report header's value: result, the address checked and the deciding reply (or what went wrong), in printable ASCII. */
+function reportValue(v: Verification): string {
+  const printable = v.message.replace(/[^\x20-\x7e]+/g, ' ').replace(/["\\]/g, '').trim().slice(0, 200);
+  return `${v.result}${v.detail ? ` (${v.detail})` : ''}; sender=<${v.address.replace(/[^\x21-\x7e]/g, '?')}>${v.mx ? `; mx=${v.mx}` : ''}; reply="${printable}"`;
+}
+
+/**
+ * Callback verification of the envelope sender (see src/cbv): asks the sender domain's MX whether the
+ * mailbox exists, adds a report header, and optionally refuses invalid senders. Bounces (null sender)
+ * are not checked. Results are cached (in memory, or in Redis for a fleet: `cache: 'redis://…'`).
+ */
+export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
+  const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, routes, ...rest } = options;
+  const verifyOptions: VerifyOptions = routes ? { ...rest, resolver: routedResolver(routes, rest.resolver) } : rest;
+  return {
+    name: 'cbv',
+    async check(message, envelope) {
+      const sender = envelope.sender.trim().replace(/^<(.*)>$/, '$1');
+      const forged = header ? message.headers.remove(header) : 0;
+      if (sender === '') return { action: 'accept', changed: forged > 0, log: { cbv: 'skipped (null sender)' } };
+      const v = await verifyAddress(sender, verifyOptions);
+      const log = { cbv: v.result, cbvDetail: v.detail, cbvMs: v.durationMs, cbvCached: v.fromCache };
+      if (rejectInvalid && v.result === 'invalid') return { action: 'reject', reply: CBV_REJECT_REPLY, log };
+      if (tempfailOnTempfail && v.result === 'tempfail') return { action: 'tempfail', reply: CBV_TEMPFAIL_REPLY, log };
+      if (header) message.headers.add(header, reportValue(v));
+      return { action: 'accept', changed: header !== false || forged > 0, log };
+    },
+    close: closeVerificationCaches,
+  };
+}

@@ -1,0 +1,59 @@
+import type { MessageVerdict } from './pipeline.js';
+
+/** What the daemon has done since it started: for the periodic `stats` log line and the health endpoint. */
+export interface StatsSnapshot {
+  uptimeSeconds: number;
+  messages: number;
+  verdicts: Partial<Record<MessageVerdict, number>>;
+  /** Filter errors and timeouts (each answered with the fallback). */
+  filterErrors: number;
+  protocolErrors: number;
+  connections: number;
+  rssBytes: number;
+}
+
+export class MilterStats {
+  private readonly started = Date.now();
+  private messages = 0;
+  private readonly verdicts: Partial<Record<MessageVerdict, number>> = {};
+  private filterErrors = 0;
+  private protocolErrors = 0;
+
+  recordMessage(verdict: MessageVerdict): void {
+    this.messages++;
+    this.verdicts[verdict] = (this.verdicts[verdict] ?? 0) + 1;
+  }
+
+  /** Counts the server's error events; other events are ignored. */
+  recordEvent(event: string): void {
+    if (event === 'filter-error') this.filterErrors++;
+    else if (event === 'protocol-error') this.protocolErrors++;
+  }
+
+  snapshot(connections: number): StatsSnapshot {
+    return {
+      uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
+      messages: this.messages,
+      verdicts: { ...this.verdicts },
+      filterErrors: this.filterErrors,
+      protocolErrors: this.protocolErrors,
+      connections,
+      rssBytes: process.memoryUsage.rss(),
+    };
+  }
+}
+
+/** Several workers' snapshots as one (the cluster's view): counts added, uptime the longest. */
+export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot {
+  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, filterErrors: 0, protocolErrors: 0, connections: 0, rssBytes: 0 };
+  for (const s of snapshots) {
+    total.uptimeSeconds = Math.max(total.uptimeSeconds, s.uptimeSeconds);
+    total.messages += s.messages;
+    total.filterErrors += s.filterErrors;
+    total.protocolErrors += s.protocolErrors;
+    total.connections += s.connections;
+    total.rssBytes += s.rssBytes;
+    for (const [verdict, n] of Object.entries(s.verdicts) as [MessageVerdict, number][]) total.verdicts[verdict] = (total.verdicts[verdict] ?? 0) + n;
+  }
+  return total;
+}

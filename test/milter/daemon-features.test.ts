@@ -1,0 +1,53 @@
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseMessage } from '../../src/index.js';
+import { startDaemon } from '../support/daemon.js';
+import { startPostfix } from '../support/postfix.js';
+import { sendMessage } from '../support/smtp-client.js';
+
+describe('milterkit milter --config: a pipeline (defang, then callback verification), two workers, health endpoint', () => {
+  it('verifies senders at their MX (here Postfix itself), refuses invalid ones, and counts over both workers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-features-'));
+    chmodSync(dir, 0o755);
+    const socket = join(dir, 'milter.sock');
+    // One Postfix is both the MTA in front of the daemon and the MX of the senders' domain, lab.test.
+    const postfix = await startPostfix({ users: ['alice', 'bob'], milter: `unix:${socket}` });
+    const config = join(dir, 'milterkit.json');
+    writeFileSync(config, JSON.stringify({
+      listen: `unix:${socket}`,
+      socketMode: '666',
+      workers: 2,
+      health: '127.0.0.1:0',
+      pipeline: [
+        { plugin: 'defang' },
+        { plugin: 'cbv', routes: { 'lab.test': '127.0.0.1' }, port: postfix.port, allowLoopback: true, heloName: 'cbv.milterkit.test', cache: false, rejectInvalid: true, timeoutMs: 10_000 },
+      ],
+    }));
+    const daemon = await startDaemon(['--config', config], { workers: 2 });
+    try {
+      const valid = 'From: bob@lab.test\r\nSubject: from a real sender\r\nX-Milterkit-CBV: valid; forged by the sender\r\n\r\nHi.\r\n';
+      expect(await sendMessage(postfix.port, valid, { from: 'bob@lab.test' })).toMatch(/^250 /);
+      expect(await sendMessage(postfix.port, 'From: nobody@lab.test\r\nSubject: from nobody\r\n\r\nHi.\r\n', { from: 'nobody@lab.test' })).toBe('550 5.1.7 Sender address rejected: undeliverable address');
+      expect(await sendMessage(postfix.port, 'From: MAILER-DAEMON@lab.test\r\nSubject: a bounce\r\n\r\nBounced.\r\n', { from: '' })).toMatch(/^250 /);
+
+      const [fromBob, bounce] = (await postfix.waitForDelivery('alice', 2, 15_000)).map((m) => parseMessage(m));
+      expect(fromBob?.headers.getAll('x-milterkit-cbv')).toEqual([expect.stringMatching(/^valid; sender=<bob@lab\.test>; mx=127\.0\.0\.1; reply="250 2\.1\.5 Ok"$/)]);
+      expect(bounce?.headers.get('x-milterkit-cbv')).toBeUndefined();
+      const messages = daemon.lines.filter((l) => l.event === 'message');
+      expect(messages.map((l) => [l.verdict, l.cbv])).toEqual(expect.arrayContaining([['changed', 'valid'], ['reject', 'invalid'], ['clean', 'skipped (null sender)']]));
+      // Both workers listen on the one socket.
+      expect(new Set(daemon.lines.filter((l) => l.event === 'listening').map((l) => l.worker)).size).toBe(2);
+
+      const { port } = daemon.lines.find((l) => l.event === 'cluster')?.health as { port: number };
+      const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<string, unknown>;
+      expect(health).toMatchObject({ status: 'ok', messages: 3, verdicts: { changed: 1, reject: 1, clean: 1 }, filterErrors: 0 });
+    } finally {
+      await postfix.stop();
+      expect(await daemon.stop()).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(existsSync(socket)).toBe(false);
+  }, 60_000);
+});

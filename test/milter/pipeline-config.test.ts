@@ -1,0 +1,78 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { buildPipeline, messageFilter, parseMessage, pipeline, runMilter, validateConfig, type MilterPlugin } from '../../src/index.js';
+
+const input = { message: Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nText.\r\n'), sender: 'a@example.com', recipients: ['b@example.org'] };
+
+/** A plugin that records that it ran and does what it is told. */
+function step(name: string, result: Awaited<ReturnType<MilterPlugin['check']>>, ran: string[]): MilterPlugin {
+  return {
+    name,
+    check(message) {
+      ran.push(name);
+      message.headers.add(`X-${name}`, 'ran');
+      return result;
+    },
+  };
+}
+
+describe('pipeline', () => {
+  it('runs plugins in order; the first reject ends it, later plugins do not run', async () => {
+    const ran: string[] = [];
+    const logged: Record<string, unknown>[] = [];
+    const result = await runMilter(messageFilter(pipeline([step('a', { action: 'accept', changed: true, log: { a: 1 } }, ran), step('b', { action: 'reject', reply: '550 5.7.1 b says no', log: { b: 2 } }, ran), step('c', { action: 'accept' }, ran)], (f) => logged.push(f))), input);
+    expect(ran).toEqual(['a', 'b']);
+    expect(result).toMatchObject({ verdict: 'reject', reply: '550 5.7.1 b says no' });
+    expect(logged).toEqual([expect.objectContaining({ verdict: 'reject', a: 1, b: 2, sender: '<a@example.com>' })]);
+  });
+
+  it('keeps the first quarantine reason and still runs the rest, applying their changes', async () => {
+    const ran: string[] = [];
+    const logged: Record<string, unknown>[] = [];
+    const result = await runMilter(messageFilter(pipeline([step('a', { action: 'quarantine', reason: 'first' }, ran), step('b', { action: 'quarantine', reason: 'second' }, ran), step('c', { action: 'accept' }, ran)], (f) => logged.push(f))), input);
+    expect(ran).toEqual(['a', 'b', 'c']);
+    expect(result.quarantine).toBe('first');
+    expect(parseMessage(result.delivered ?? Buffer.alloc(0)).headers.get('x-c')).toBe('ran');
+    expect(logged[0]?.verdict).toBe('quarantine');
+  });
+
+  it('a plugin that throws gives the fallback (tempfail), never a pass', async () => {
+    const broken: MilterPlugin = { name: 'broken', check: () => { throw new Error('bug in plugin'); } };
+    const result = await runMilter(messageFilter(pipeline([broken], () => {})), input);
+    expect(result.verdict).toBe('tempfail');
+    expect(result.log).toContainEqual(expect.objectContaining({ event: 'filter-error', error: 'bug in plugin' }));
+  });
+});
+
+describe('config', () => {
+  it('refuses unknown keys, wrong types and unknown plugins, naming the place', () => {
+    expect(() => validateConfig({ listen: 'inet:8890@127.0.0.1', workerz: 2 }, 'milterkit.json')).toThrow('milterkit.json: unknown key "workerz"');
+    expect(() => validateConfig({ workers: 0 })).toThrow('workers must be a positive integer');
+    expect(() => validateConfig({ listen: 'tcp:25' })).toThrow(/expected inet:PORT@HOST/);
+    expect(() => validateConfig({ pipeline: [{ plugin: 'spamassassin' }] })).toThrow('config: pipeline[0]: plugin must be "defang", "cbv" or "module"');
+    expect(() => validateConfig({ pipeline: [{ plugin: 'cbv', rejectInvalids: true }] })).toThrow('pipeline[0]: unknown key "rejectInvalids"');
+    expect(() => validateConfig({ pipeline: [{ plugin: 'defang', policy: { actions: { 'banned-extension': 'explode' } } }] })).toThrow(/pipeline\[0\]\.policy/);
+    expect(validateConfig({ workers: 4, pipeline: [{ plugin: 'defang' }, { plugin: 'cbv', rejectInvalid: true }] })).toEqual({ workers: 4, pipeline: [{ plugin: 'defang' }, { plugin: 'cbv', rejectInvalid: true }] });
+  });
+
+  it('a module that is not a plugin stops the daemon at start, with the reason', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-config-'));
+    try {
+      writeFileSync(join(dir, 'not-a-plugin.mjs'), 'export default () => ({ name: "x" });\n');
+      await expect(buildPipeline([{ plugin: 'module', path: './not-a-plugin.mjs' }], dir)).rejects.toThrow('the factory must return { name, check(message, envelope) }');
+      writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ pipeline: [{ plugin: 'module', path: './not-a-plugin.mjs' }] }));
+      const run = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--config', join(dir, 'milterkit.json')], { encoding: 'utf8', timeout: 10_000 });
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain('not-a-plugin.mjs: the factory must return');
+      writeFileSync(join(dir, 'broken.json'), '{ "workers": 2, }');
+      const broken = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--config', join(dir, 'broken.json')], { encoding: 'utf8', timeout: 10_000 });
+      expect(broken.status).toBe(2);
+      expect(broken.stderr).toContain('broken.json');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

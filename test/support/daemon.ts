@@ -1,0 +1,62 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+
+export interface Daemon {
+  /** Every JSON line it logged so far, parsed. */
+  readonly lines: Record<string, unknown>[];
+  /** Resolves with the first line matching, waiting up to `timeoutMs`. */
+  waitFor(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+  readonly process: ChildProcess;
+}
+
+/**
+ * `milterkit milter` as users run it (the built CLI), with a TypeScript loader when it must load plugin
+ * modules written in TypeScript (the examples). Resolves once it (each of its `workers`) logged that it is listening.
+ */
+export async function startDaemon(args: string[], options: { typescriptModules?: boolean; workers?: number } = {}): Promise<Daemon> {
+  const loader = options.typescriptModules ? ['--import', 'tsx'] : [];
+  const child = spawn(process.execPath, [...loader, 'dist/cli/main.js', 'milter', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let stderr = '';
+  let partial = '';
+  const listeners = new Set<() => void>();
+  child.stdout?.on('data', (d: Buffer) => {
+    const text = partial + d.toString();
+    const complete = text.split('\n');
+    partial = complete.pop() ?? '';
+    for (const line of complete) if (line.trim()) lines.push(JSON.parse(line) as Record<string, unknown>);
+    for (const listener of listeners) listener();
+  });
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+
+  const waitFor = (predicate: (line: Record<string, unknown>) => boolean, timeoutMs = 10_000): Promise<Record<string, unknown>> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        const found = lines.find(predicate);
+        if (!found) return;
+        listeners.delete(check);
+        clearTimeout(timer);
+        resolve(found);
+      };
+      const timer = setTimeout(() => {
+        listeners.delete(check);
+        reject(new Error(`daemon: no such log line in ${timeoutMs} ms; stderr: ${stderr}; log: ${JSON.stringify(lines.slice(-5))}`));
+      }, timeoutMs);
+      listeners.add(check);
+      check();
+    });
+
+  const listening = (l: Record<string, unknown>): boolean => l.event === 'listening' && (options.workers ?? 1) <= lines.filter((x) => x.event === 'listening').length;
+  await Promise.race([waitFor(listening), exited.then((code) => Promise.reject(new Error(`daemon exited (${code}): ${stderr}`)))]);
+  return {
+    lines,
+    waitFor,
+    process: child,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
