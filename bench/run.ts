@@ -5,9 +5,10 @@ import { replyToParent } from './lib/child.js';
 import { cbvArea } from './cbv.js';
 import { defangArea } from './defang.js';
 import { dsnArea } from './dsn.js';
+import { milterArea } from './milter.js';
 import { mime } from './mime.js';
 
-const AREAS: readonly Area[] = [mime, defangArea, dsnArea, cbvArea];
+const AREAS: readonly Area[] = [mime, defangArea, dsnArea, cbvArea, milterArea];
 
 function findArea(name: string | undefined): Area {
   const area = AREAS.find((a) => a.name === name);

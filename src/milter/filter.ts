@@ -35,7 +35,16 @@ type Hook<A extends unknown[]> = (...args: A) => Verdict | void | Promise<Verdic
  * A filter is a per-connection object with the hooks it needs; hooks it lacks are negotiated away, so the
  * MTA does not even send those events (pymilter's style). A hook returning nothing means 'continue'.
  */
+/** Stages a filter can take without the MTA waiting for its answer. */
+export type NoReplyStage = 'connect' | 'helo' | 'envFrom' | 'envRcpt' | 'data' | 'header' | 'eoh' | 'body' | 'unknown';
+
 export interface MilterFilter {
+  /**
+   * Stages whose hooks only observe (pymilter's @noreply): the MTA sends those events without waiting for
+   * an answer (SMFIP_NR_*), which saves a round trip per header and body chunk. A verdict or an exception
+   * from such a hook is not lost: it becomes the answer to the next event the MTA waits for.
+   */
+  noReply?: readonly NoReplyStage[];
   connect?: Hook<[ConnectInfo]>;
   helo?: Hook<[string]>;
   envFrom?: Hook<[string, string[]]>;

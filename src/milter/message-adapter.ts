@@ -42,6 +42,8 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
     let helo: string | undefined;
     let address: string | undefined;
     return {
+      // Every hook before end of message only collects: the MTA need not wait for any of them.
+      noReply: ['connect', 'helo', 'envFrom', 'envRcpt', 'header', 'body'],
       connect(info) {
         address = info.address;
       },

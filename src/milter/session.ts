@@ -1,5 +1,5 @@
 import { encodeResponse, parseCommand, type MilterResponse, type MtaCommand } from './codec.js';
-import type { ChangeSet, FilterFactory, MilterContext, MilterFilter, Verdict } from './filter.js';
+import type { ChangeSet, FilterFactory, MilterContext, MilterFilter, NoReplyStage, Verdict } from './filter.js';
 import { Action, CHUNK_SIZE, PROTOCOL_VERSION, Protocol } from './protocol.js';
 import type { Frame } from './codec.js';
 
@@ -24,6 +24,19 @@ const SKIPPABLE: ReadonlyArray<[keyof MilterFilter, number]> = [
   ['body', Protocol.NOBODY],
   ['unknown', Protocol.NOUNKNOWN],
 ];
+
+/** The bit that tells the MTA not to wait for an answer at each stage (SMFIP_NR_*). */
+const NO_REPLY_BITS: Readonly<Record<NoReplyStage, number>> = {
+  connect: Protocol.NR_CONN,
+  helo: Protocol.NR_HELO,
+  envFrom: Protocol.NR_MAIL,
+  envRcpt: Protocol.NR_RCPT,
+  data: Protocol.NR_DATA,
+  header: Protocol.NR_HDR,
+  eoh: Protocol.NR_EOH,
+  body: Protocol.NR_BODY,
+  unknown: Protocol.NR_UNKN,
+};
 
 const ALL_CHANGES = Action.ADDHDRS | Action.CHGHDRS | Action.CHGBODY | Action.ADDRCPT | Action.ADDRCPT_PAR | Action.DELRCPT | Action.QUARANTINE | Action.CHGFROM;
 const REPLY = /^([45])\d\d(?:[ -]|$)/;
@@ -118,6 +131,10 @@ export class MilterSession {
   private readonly macros = new Map<number, Map<string, string>>();
   private actions = 0;
   private leadingSpace = false;
+  /** Negotiated SMFIP_NR_* bits: stages the MTA does not wait for. */
+  private noReply = 0;
+  /** A verdict (or the fallback) from a stage that could not answer, for the next stage that can. */
+  private pending: { verdict: Verdict; scope: 'connection' | 'message' } | undefined;
   private inMessage = false;
   /** After a final verdict for the message (accept/reject/discard), its remaining events get no hooks. */
   private messageDone = false;
@@ -177,8 +194,10 @@ export class MilterSession {
     for (const [hook, bit] of SKIPPABLE) if (!this.filter[hook]) protocol |= bit;
     // Header values verbatim (no space eaten after the colon), when the MTA can.
     if (offeredProtocol & Protocol.HDR_LEADSPC) protocol |= Protocol.HDR_LEADSPC;
+    for (const stage of this.filter.noReply ?? []) protocol |= NO_REPLY_BITS[stage];
     protocol &= offeredProtocol;
     this.leadingSpace = (protocol & Protocol.HDR_LEADSPC) !== 0;
+    this.noReply = protocol & Object.values(NO_REPLY_BITS).reduce((a, b) => a | b, 0);
     this.actions = this.filter.eom ? ALL_CHANGES & offeredActions : 0;
     this.respond({ type: 'optneg', version: Math.min(command.version, PROTOCOL_VERSION), actions: this.actions, protocol });
   }
@@ -186,17 +205,25 @@ export class MilterSession {
   private resetMessage(): void {
     this.inMessage = false;
     this.messageDone = false;
+    if (this.pending?.scope === 'message') this.pending = undefined;
     for (const stage of [0x4d, 0x52, 0x54, 0x4c, 0x4e, 0x42, 0x45]) this.macros.delete(stage);
   }
 
   /** A stage's verdict: the response, and whether it ends the message (no more hooks until the next one). */
-  private async stage(name: string, hook: (() => Verdict | void | Promise<Verdict | void>) | undefined, scope: 'connection' | 'message' | 'recipient'): Promise<void> {
+  private async stage(name: NoReplyStage, hook: (() => Verdict | void | Promise<Verdict | void>) | undefined, scope: 'connection' | 'message' | 'recipient'): Promise<void> {
+    const answered = (this.noReply & NO_REPLY_BITS[name]) === 0;
     if (this.messageDone && scope !== 'connection') {
-      this.respond({ type: 'continue' });
+      if (answered) this.respond({ type: 'continue' });
       return;
     }
-    const outcome = hook ? await this.run(name, this.options.hookTimeoutMs, hook) : undefined;
+    if (answered && this.pending) return this.answerPending(scope);
+    const outcome = hook && !this.pending ? await this.run(name, this.options.hookTimeoutMs, hook) : undefined;
     const verdict = outcome === undefined ? undefined : outcome.failed ? this.options.fallback : outcome.value;
+    if (!answered) {
+      // The MTA is not listening now: keep anything but 'continue' for the next answer.
+      if (verdict !== undefined && verdict !== 'continue') this.pending = { verdict, scope: scope === 'connection' ? 'connection' : 'message' };
+      return;
+    }
     let response: MilterResponse;
     try {
       response = verdictResponse(verdict as Verdict | void);
@@ -210,7 +237,31 @@ export class MilterSession {
     this.respond(response);
   }
 
+  /** Answers with a verdict kept from a no-reply stage; it settles the message (or the connection). */
+  private answerPending(at: 'connection' | 'message' | 'recipient'): void {
+    const { verdict, scope } = this.pending as { verdict: Verdict; scope: 'connection' | 'message' };
+    let response: MilterResponse;
+    try {
+      response = verdictResponse(verdict);
+    } catch (err) {
+      this.options.log('filter-error', { stage: 'no-reply hook', error: (err as Error).message, fallback: this.options.fallback });
+      response = verdictResponse(this.options.fallback);
+    }
+    // A connection-level verdict stays for every later message; a message-level one ends with its message.
+    // At RCPT it answers each recipient in turn (a RCPT verdict only concerns that recipient).
+    if (at !== 'recipient') {
+      if (scope === 'message') this.pending = undefined;
+      if (this.inMessage && response.type !== 'continue') this.messageDone = true;
+    }
+    this.respond(response);
+  }
+
   private async endOfMessage(): Promise<void> {
+    if (this.pending && !this.messageDone) {
+      this.answerPending('message');
+      this.resetMessage();
+      return;
+    }
     if (this.messageDone || !this.filter.eom) {
       this.respond({ type: 'continue' });
       this.resetMessage();
@@ -267,7 +318,10 @@ export class MilterSession {
       case 'body':
         return this.stage('body', f.body && (() => f.body?.call(f, command.chunk)), 'message');
       case 'eom':
-        if (command.chunk.length > 0 && f.body && !this.messageDone) await this.run('body', this.options.hookTimeoutMs, () => f.body?.call(f, command.chunk));
+        if (command.chunk.length > 0 && f.body && !this.messageDone && !this.pending) {
+          const outcome = await this.run('body', this.options.hookTimeoutMs, () => f.body?.call(f, command.chunk));
+          if (outcome.failed) this.pending = { verdict: this.options.fallback, scope: 'message' };
+        }
         return this.endOfMessage();
       case 'abort':
         // No reply to ABORT; it resets the message only (connection and HELO data stay).

@@ -170,3 +170,61 @@ describe('milter session', () => {
     expect(bad.replies[1]?.[0]).toBe('t');
   });
 });
+
+describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
+  const message = [
+    POSTFIX_OPTNEG,
+    encodeFrame(Command.MAIL, z('<a@example.com>\0')),
+    encodeFrame(Command.RCPT, z('<b@example.org>\0')),
+    encodeFrame(Command.RCPT, z('<c@example.org>\0')),
+    encodeFrame(Command.HEADER, z('Subject\0 hi\0')),
+    encodeFrame(Command.HEADER, z('X-Two\0 2\0')),
+    encodeFrame(Command.BODY, z('text\r\n')),
+    encodeFrame(Command.BODYEOB),
+  ];
+
+  it('negotiates the NR bits a filter asks for and never answers those stages', async () => {
+    const seen: string[] = [];
+    const filter: MilterFilter = {
+      noReply: ['envFrom', 'envRcpt', 'header', 'body'],
+      envFrom: () => void seen.push('mail'),
+      envRcpt: () => void seen.push('rcpt'),
+      header: (name) => void seen.push(name),
+      body: () => void seen.push('body'),
+      eom: () => 'continue',
+    };
+    const { replies } = await exchange(filter, message);
+    const negotiated = replies[0]?.[1].readUInt32BE(8) ?? 0;
+    expect(negotiated & (Protocol.NR_MAIL | Protocol.NR_RCPT | Protocol.NR_HDR | Protocol.NR_BODY)).toBe(Protocol.NR_MAIL | Protocol.NR_RCPT | Protocol.NR_HDR | Protocol.NR_BODY);
+    expect(negotiated & Protocol.NR_CONN).toBe(0);
+    // One answer after the negotiation: the end of message's.
+    expect(replies.map(([c]) => c)).toEqual(['O', 'c']);
+    expect(seen).toEqual(['mail', 'rcpt', 'rcpt', 'Subject', 'X-Two', 'body']);
+  });
+
+  it('a no-reply hook that throws gives the fallback at the next answered stage; later hooks and eom do not run', async () => {
+    const seen: string[] = [];
+    const filter: MilterFilter = {
+      noReply: ['header', 'body'],
+      header: (name) => {
+        seen.push(name);
+        if (name === 'Subject') throw new Error('header bug');
+      },
+      body: () => void seen.push('body'),
+      eom: () => void seen.push('eom'),
+    };
+    const { replies, log } = await exchange(filter, message);
+    expect(replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 't']);
+    expect(seen).toEqual(['Subject']);
+    expect(log).toContainEqual(expect.objectContaining({ event: 'filter-error', stage: 'header', error: 'header bug', fallback: 'tempfail' }));
+  });
+
+  it('a verdict from a no-reply stage answers the next stage the MTA waits for: every RCPT, or the end of message', async () => {
+    const rejectAtMail: MilterFilter = { noReply: ['envFrom'], envFrom: () => ({ reply: '550 5.7.1 not from you' }), envRcpt: () => 'continue', eom: () => 'continue' };
+    const { replies } = await exchange(rejectAtMail, message);
+    // Each RCPT gets it; had the MTA gone on anyway, the first header would too, and the message is settled.
+    expect(replies.map(([c, d]) => (c === 'y' ? d.toString('latin1').replace(/\0$/, '') : c))).toEqual(['O', '550 5.7.1 not from you', '550 5.7.1 not from you', '550 5.7.1 not from you', 'c', 'c', 'c']);
+    const rejectInHeader: MilterFilter = { noReply: ['header'], header: (name) => (name === 'X-Two' ? 'reject' : undefined), eom: () => 'accept' };
+    expect((await exchange(rejectInHeader, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r']);
+  });
+});

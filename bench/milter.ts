@@ -1,0 +1,215 @@
+// Daemon benchmark: messages per second through a real Postfix on loopback, smtp-source -> Postfix ->
+// smtp-sink, at concurrency 10, for 2 KB, 100 KB and 1 MB messages, over a unix socket and over TCP:
+// no milter (the ceiling), milterkit's daemon (the whole defang engine plus a header on every message)
+// and a pymilter milter doing less (parse, check attachment names, add a header: bench/pymilter-milter.py).
+// Each milter's added cost per message is 1/rate - 1/ceiling. Also the daemon's memory over 10,000 messages.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startPostfix, type PostfixInstance } from '../test/support/postfix.js';
+import type { Area, BenchOptions } from './lib/area.js';
+import { printTable } from './lib/table.js';
+
+const SMTP_SOURCE = '/usr/sbin/smtp-source';
+const SMTP_SINK = '/usr/sbin/smtp-sink';
+const PYTHON = '/usr/bin/python3';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CONCURRENCY = 10;
+const SIZES = [2048, 102_400, 1_048_576];
+const COUNTS: Record<number, number> = { 2048: 2000, 102_400: 1000, 1_048_576: 200 };
+const MEMORY_MESSAGES = 10_000;
+
+type Mode = 'ceiling' | 'milterkit' | 'pymilter';
+type Transport = 'unix' | 'tcp';
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`bench milter: timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+function connectable(target: { path: string } | { port: number }): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = 'path' in target ? connect(target.path) : connect(target.port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+interface Milter {
+  spec: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function startMilter(mode: Exclude<Mode, 'ceiling'>, transport: Transport, dir: string): Promise<Milter> {
+  const port = await freePort();
+  const path = join(dir, `${mode}.sock`);
+  const listen = transport === 'unix' ? `unix:${path}` : `inet:${port}@127.0.0.1`;
+  let child: ChildProcess;
+  if (mode === 'milterkit') {
+    const config = join(dir, 'milterkit.json');
+    writeFileSync(config, JSON.stringify({ listen, socketMode: '666', statsIntervalSeconds: 0, pipeline: [{ plugin: 'defang' }, { plugin: 'module', path: join(ROOT, 'bench/lib/bench-header-plugin.mjs') }] }));
+    child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'milter', '--config', config], { stdio: 'ignore' });
+  } else child = spawn(PYTHON, [join(ROOT, 'bench/pymilter-milter.py'), listen], { stdio: 'ignore' });
+  await until(() => connectable(transport === 'unix' ? { path } : { port }), `${mode} to listen`);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  return {
+    spec: transport === 'unix' ? `unix:${path}` : `inet:127.0.0.1:${port}`,
+    pid: child.pid as number,
+    async stop() {
+      child.kill('SIGTERM');
+      // libmilter looks at signals every few seconds: do not wait for it forever.
+      await Promise.race([exited, sleep(10_000).then(() => child.kill('SIGKILL'))]);
+    },
+  };
+}
+
+function queueEmpty(postfix: PostfixInstance): boolean {
+  return ['incoming', 'active', 'deferred', 'maildrop', 'hold'].every((d) => {
+    try {
+      return readdirSync(join(postfix.dir, 'queue', d), { recursive: true }).every((f) => !/^[0-9A-F]{6,}/.test(String(f).split('/').pop() ?? ''));
+    } catch {
+      return true;
+    }
+  });
+}
+
+/** smtp-source sends `count` messages of `size` body bytes over CONCURRENCY sessions; returns seconds until the last 250. */
+async function send(postfix: PostfixInstance, count: number, size: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  const child = spawn(SMTP_SOURCE, ['-s', String(CONCURRENCY), '-m', String(count), '-l', String(size), '-M', 'client.bench.test', '-f', 'bench@example.test', '-t', `bench@${postfix.domain}`, `127.0.0.1:${postfix.port}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`smtp-source failed (${code}): ${stderr.slice(-500)}`);
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
+
+interface Setup {
+  postfix: PostfixInstance;
+  milter: Milter | undefined;
+  stop(): Promise<void>;
+}
+
+async function setUp(mode: Mode, transport: Transport, sinkPort: number): Promise<Setup> {
+  const dir = mkdtempSync('/tmp/milterkit-bench-');
+  chmodSync(dir, 0o755);
+  const milter = mode === 'ceiling' ? undefined : await startMilter(mode, transport, dir);
+  const postfix = await startPostfix({
+    users: ['bench'],
+    milter: milter?.spec,
+    extraMainCf: { virtual_transport: `smtp:[127.0.0.1]:${sinkPort}`, message_size_limit: String(32 << 20), smtp_tls_security_level: 'none' },
+  });
+  await send(postfix, 50, 2048); // warm-up: processes started, code paths compiled
+  await until(() => queueEmpty(postfix), 'the queue to drain', 60_000);
+  return {
+    postfix,
+    milter,
+    async stop() {
+      await postfix.stop();
+      await milter?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function rate(setup: Setup, size: number, count: number, repeats: number): Promise<number> {
+  const rates: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    rates.push(count / (await send(setup.postfix, count, size)));
+    await until(() => queueEmpty(setup.postfix), 'the queue to drain', 120_000);
+  }
+  return median(rates);
+}
+
+async function run(options: BenchOptions): Promise<void> {
+  if (!spawnSync(SMTP_SOURCE, [], { stdio: 'ignore' }).pid || process.getuid?.() !== 0) {
+    console.log('\nmilter: needs root and Postfix (smtp-source, smtp-sink): `apt-get install postfix`; skipped.');
+    return;
+  }
+  const havePymilter = spawnSync(PYTHON, ['-c', 'import Milter, mime'], { stdio: 'ignore' }).status === 0;
+  const modes: Mode[] = havePymilter ? ['ceiling', 'milterkit', 'pymilter'] : ['ceiling', 'milterkit'];
+  const repeats = options.quick ? 1 : 3;
+  const scale = options.quick ? 0.1 : 1;
+  const sinkPort = await freePort();
+  const sink = spawn(SMTP_SINK, ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
+  await until(() => connectable({ port: sinkPort }), 'smtp-sink');
+  const rates = new Map<string, number>();
+  let memory: { afterWarmUp: number; after1000: number; atEnd: number } | undefined;
+  try {
+    for (const transport of ['unix', 'tcp'] as Transport[]) {
+      for (const mode of modes) {
+        if (mode === 'ceiling' && transport === 'tcp') continue; // no milter: the socket does not matter
+        const setup = await setUp(mode, transport, sinkPort);
+        try {
+          for (const size of SIZES) {
+            const count = Math.max(20, Math.round((COUNTS[size] as number) * scale));
+            const r = await rate(setup, size, count, repeats);
+            rates.set(`${mode}/${transport}/${size}`, r);
+            console.error(`[bench milter] ${mode} ${transport} ${size} B: ${r.toFixed(1)} msg/s`);
+          }
+          if (mode === 'milterkit' && transport === 'unix' && setup.milter) {
+            const afterWarmUp = rssKiB(setup.milter.pid);
+            const total = options.quick ? 2000 : MEMORY_MESSAGES;
+            await send(setup.postfix, 1000, 2048);
+            const after1000 = rssKiB(setup.milter.pid);
+            await send(setup.postfix, total - 1000, 2048);
+            await until(() => queueEmpty(setup.postfix), 'the queue to drain', 120_000);
+            memory = { afterWarmUp, after1000, atEnd: rssKiB(setup.milter.pid) };
+          }
+        } finally {
+          await setup.stop();
+        }
+      }
+    }
+  } finally {
+    sink.kill();
+  }
+
+  console.log(`\n## milter: messages/s through Postfix (smtp-source -> Postfix -> smtp-sink), concurrency ${CONCURRENCY}, median of ${repeats}\n`);
+  const rows: string[][] = [];
+  for (const transport of ['unix', 'tcp'] as Transport[]) {
+    for (const size of SIZES) {
+      const ceiling = rates.get(`ceiling/unix/${size}`) as number;
+      const ours = rates.get(`milterkit/${transport}/${size}`) as number;
+      const theirs = rates.get(`pymilter/${transport}/${size}`);
+      const added = (r: number): number => Math.max(0, 1000 / r - 1000 / ceiling);
+      rows.push([
+        `${transport} ${size >= 1 << 20 ? `${size >> 20} MB` : `${Math.round(size / 1024)} KB`}`,
+        ceiling.toFixed(0),
+        ours.toFixed(0),
+        theirs === undefined ? '-' : theirs.toFixed(0),
+        added(ours).toFixed(2),
+        theirs === undefined ? '-' : added(theirs).toFixed(2),
+        theirs === undefined ? '-' : `${(added(theirs) / Math.max(added(ours), 1e-9)).toFixed(1)}x`,
+        `${((100 * ours) / ceiling).toFixed(0)}%`,
+      ]);
+    }
+  }
+  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling'], rows);
+  if (memory) console.log(`\nmilterkit daemon RSS (unix, 2 KB messages): ${(memory.afterWarmUp / 1024).toFixed(0)} MiB after warm-up, ${(memory.after1000 / 1024).toFixed(0)} MiB after 1,000 more, ${(memory.atEnd / 1024).toFixed(0)} MiB after ${options.quick ? '2,000' : '10,000'}`);
+  console.log('(targets: added cost at most half of pymilter\'s; within 25% of the ceiling at 100 KB; memory flat)');
+}
+
+export const milterArea: Area = { name: 'milter', run, measure: async () => undefined };
