@@ -225,6 +225,9 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     // Each RCPT gets it; had the MTA gone on anyway, the first header would too, and the message is settled.
     expect(replies.map(([c, d]) => (c === 'y' ? d.toString('latin1').replace(/\0$/, '') : c))).toEqual(['O', '550 5.7.1 not from you', '550 5.7.1 not from you', '550 5.7.1 not from you', 'c', 'c', 'c']);
     const rejectInHeader: MilterFilter = { noReply: ['header'], header: (name) => (name === 'X-Two' ? 'reject' : undefined), eom: () => 'accept' };
-    expect((await exchange(rejectInHeader, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r']);
+    // Here the body event is the next one answered (the filter has no body hook to make it no-reply).
+    expect((await exchange(rejectInHeader, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r', 'c']);
+    const rejectInBody: MilterFilter = { noReply: ['header', 'body'], header: () => undefined, body: () => 'reject', eom: () => 'accept' };
+    expect((await exchange(rejectInBody, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r']);
   });
 });
