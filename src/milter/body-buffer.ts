@@ -14,9 +14,10 @@ export class BodyBuffer {
   private bytes = 0;
   private file: { path: string; stream: WriteStream } | undefined;
   private readonly thresholdBytes: number;
-  private readonly directory: string;
+  private readonly directory: string | undefined;
 
-  constructor(thresholdBytes: number, directory = tmpdir()) {
+  /** `directory`: where a spilled body goes; os.tmpdir() when unset, looked up only when needed. */
+  constructor(thresholdBytes: number, directory?: string) {
     this.thresholdBytes = thresholdBytes;
     this.directory = directory;
   }
@@ -32,7 +33,7 @@ export class BodyBuffer {
       return;
     }
     if (!this.file) {
-      const path = join(this.directory, `milterkit-body-${process.pid}-${randomBytes(8).toString('hex')}`);
+      const path = join(this.directory ?? tmpdir(), `milterkit-body-${process.pid}-${randomBytes(8).toString('hex')}`);
       this.file = { path, stream: createWriteStream(path, { mode: 0o600 }) };
       for (const held of this.chunks.splice(0)) await this.write(held);
     }

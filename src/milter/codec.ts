@@ -38,12 +38,14 @@ export class FrameReader {
     const frames: Frame[] = [];
     for (;;) {
       if (this.pendingBytes < 4) break;
-      if (this.pending.length > 1) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
-      const buffer = this.pending[0] as Buffer;
-      const length = buffer.readUInt32BE(0);
+      if ((this.pending[0] as Buffer).length < 4) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
+      const length = (this.pending[0] as Buffer).readUInt32BE(0);
       if (length < 1) throw new MilterProtocolError('empty milter packet');
       if (length > this.maxPacketSize) throw new MilterProtocolError(`milter packet of ${length} bytes exceeds the limit of ${this.maxPacketSize}`);
-      if (buffer.length < 4 + length) break;
+      if (this.pendingBytes < 4 + length) break;
+      // Joined once, when the frame is complete (a 64 KiB body chunk often arrives in several reads).
+      if ((this.pending[0] as Buffer).length < 4 + length) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
+      const buffer = this.pending[0] as Buffer;
       frames.push({ command: buffer[4] as number, data: buffer.subarray(5, 4 + length) });
       const rest = buffer.subarray(4 + length);
       this.pending = rest.length > 0 ? [rest] : [];

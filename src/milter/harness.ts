@@ -73,7 +73,7 @@ function headerFields(message: Buffer): { fields: [string, Buffer][]; body: Buff
 export async function runMilter(factory: FilterFactory, input: HarnessInput): Promise<HarnessResult> {
   const sent: Buffer[] = [];
   const log: Record<string, unknown>[] = [];
-  const session = new MilterSession(factory, { fallback: 'tempfail', hookTimeoutMs: 25_000, eomTimeoutMs: 250_000, log: (event, fields) => log.push({ event, ...fields }), ...input.options }, (f) => sent.push(f));
+  const session = new MilterSession(factory, { fallback: 'tempfail', hookTimeoutMs: 25_000, eomTimeoutMs: 250_000, log: (event, fields) => log.push({ event, ...fields }), ...input.options }, (frames) => sent.push(...frames));
   const replies = (): Frame[] => new FrameReader(1 << 30).push(Buffer.concat(sent.splice(0)));
   const result: HarnessResult = { verdict: 'continue', stage: 'eom', reply: undefined, delivered: undefined, recipients: [...input.recipients], sender: input.sender, quarantine: undefined, log };
 

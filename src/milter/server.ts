@@ -77,7 +77,12 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     sockets.add(socket);
     if (spec.kind === 'tcp') socket.setNoDelay(true);
     const reader = new FrameReader(maxPacketSize);
-    const session = new MilterSession(options.filter, sessionOptions, (frame) => socket.write(frame));
+    const session = new MilterSession(options.filter, sessionOptions, (frames) => {
+      // Corked: the frames of one answer leave in one system call (each write would wake the MTA).
+      socket.cork();
+      for (const frame of frames) socket.write(frame);
+      socket.uncork();
+    });
     let queue = Promise.resolve();
     const fail = (err: unknown): void => {
       sessionOptions.log('protocol-error', { error: err instanceof Error ? err.message : String(err) });

@@ -127,7 +127,8 @@ function verdictResponse(verdict: Verdict | void): MilterResponse {
 export class MilterSession {
   private filter: MilterFilter;
   private readonly options: SessionOptions;
-  private readonly send: (frame: Buffer) => void;
+  /** Writes frames; several at once go out together (one write for the whole end-of-message answer). */
+  private readonly send: (frames: Buffer[]) => void;
   private readonly macros = new Map<number, Map<string, string>>();
   private actions = 0;
   private leadingSpace = false;
@@ -141,7 +142,7 @@ export class MilterSession {
   private closed = false;
   private readonly factory: FilterFactory;
 
-  constructor(factory: FilterFactory, options: SessionOptions, send: (frame: Buffer) => void) {
+  constructor(factory: FilterFactory, options: SessionOptions, send: (frames: Buffer[]) => void) {
     this.factory = factory;
     this.options = options;
     this.send = send;
@@ -165,7 +166,11 @@ export class MilterSession {
   }
 
   private respond(response: MilterResponse): void {
-    if (!this.closed) this.send(encodeResponse(response));
+    this.respondAll([response]);
+  }
+
+  private respondAll(responses: readonly MilterResponse[]): void {
+    if (!this.closed) this.send(responses.map(encodeResponse));
   }
 
   /** Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. */
@@ -283,7 +288,7 @@ export class MilterSession {
       this.options.log('filter-error', { stage: 'eom', error: (err as Error).message, fallback: this.options.fallback });
       responses = [verdictResponse(this.options.fallback)];
     }
-    for (const r of responses) this.respond(r);
+    this.respondAll(responses);
     this.resetMessage();
   }
 

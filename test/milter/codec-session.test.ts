@@ -24,7 +24,7 @@ const POSTFIX_OPTNEG = encodeFrame(Command.OPTNEG, z(u32(6), u32(0x1ff), u32(0x1
 async function exchange(filter: MilterFilter, frames: Buffer[], options: Partial<SessionOptions> = {}): Promise<{ replies: [string, Buffer][]; log: unknown[] }> {
   const sent: Buffer[] = [];
   const log: unknown[] = [];
-  const session = new MilterSession(() => filter, { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: (e, f) => log.push({ event: e, ...f }), ...options }, (f) => sent.push(f));
+  const session = new MilterSession(() => filter, { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: (e, f) => log.push({ event: e, ...f }), ...options }, (frames) => sent.push(...frames));
   const reader = new FrameReader(1 << 20);
   for (const frame of reader.push(Buffer.concat(frames))) await session.handle(frame);
   const out = new FrameReader(1 << 20).push(Buffer.concat(sent));
@@ -108,7 +108,7 @@ describe('milter session', () => {
       abort: () => void seen.push('abort'),
     };
     const sent: Buffer[] = [];
-    const session = new MilterSession((ctx) => ((macro = ctx.macro), filter), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (f) => sent.push(f));
+    const session = new MilterSession((ctx) => ((macro = ctx.macro), filter), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (frames) => sent.push(...frames));
     const frames = [
       POSTFIX_OPTNEG,
       encodeFrame(Command.MACRO, z('C', 'j\0mx.test\0')),
