@@ -70,7 +70,7 @@ export async function milterCommand(args: string[], out: (line: string) => void)
 async function runWorker(config: MilterConfig, baseDirectory: string): Promise<number> {
   let plugins;
   try {
-    plugins = await buildPipeline(config.pipeline, baseDirectory);
+    plugins = await buildPipeline(config.pipeline, baseDirectory, log);
   } catch (err) {
     process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;

@@ -6,12 +6,14 @@ import type { MilterPlugin } from './pipeline.js';
 import { cbvPlugin, type CbvPluginOptions } from './plugins/cbv.js';
 import { defangPlugin } from './plugins/defang.js';
 import { loadModulePlugin } from './plugins/module.js';
+import { notifyPlugin, type NotifyPluginOptions } from './plugins/notify.js';
 import { parseListenSpec } from './server.js';
 
 /** The plugin entries of a config file's "pipeline", in the order they run. */
 export type PluginConfig =
   | { plugin: 'defang'; policy?: PolicyInput | string }
   | ({ plugin: 'cbv' } & Omit<CbvPluginOptions, 'resolver'>)
+  | ({ plugin: 'notify' } & NotifyPluginOptions)
   | { plugin: 'module'; path: string; options?: unknown };
 
 /** The daemon's settings: a config file (JSON), command-line flags over it, embedded defaults under it. */
@@ -54,6 +56,7 @@ export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
   pipeline: [{ plugin: 'defang' }],
 };
 
+const NOTIFY_KEYS = new Set(['plugin', 'reportingMta', 'relay', 'routes', 'port', 'heloName', 'timeoutMs', 'template']);
 const CBV_KEYS = new Set(['plugin', 'routes', 'header', 'rejectInvalid', 'tempfailOnTempfail', 'port', 'timeoutMs', 'connectTimeoutMs', 'greetingTimeoutMs', 'commandTimeoutMs', 'heloName', 'probeSender', 'detectCatchAll', 'allowLoopback', 'allowPrivate', 'opportunisticTls', 'cache', 'ttls', 'maxConcurrentPerDomain', 'maxSessionsPerMinutePerDomain']);
 
 /**
@@ -123,12 +126,16 @@ function validatePluginConfig(value: unknown, where: string): PluginConfig {
     case 'cbv':
       for (const key of Object.keys(entry)) if (!CBV_KEYS.has(key)) fail(`unknown key "${key}"`);
       return entry as PluginConfig;
+    case 'notify':
+      for (const key of Object.keys(entry)) if (!NOTIFY_KEYS.has(key)) fail(`unknown key "${key}"`);
+      if (entry.relay !== undefined && (typeof entry.relay !== 'object' || entry.relay === null || typeof (entry.relay as { host?: unknown }).host !== 'string')) fail('relay must be { "host": …, "port": … }');
+      return entry as PluginConfig;
     case 'module':
       for (const key of Object.keys(entry)) if (!['plugin', 'path', 'options'].includes(key)) fail(`unknown key "${key}"`);
       if (typeof entry.path !== 'string' || entry.path === '') fail('path must name an ES module');
       return entry as PluginConfig;
     default:
-      return fail('plugin must be "defang", "cbv" or "module"');
+      return fail('plugin must be "defang", "cbv", "notify" or "module"');
   }
 }
 
@@ -143,8 +150,8 @@ export async function readConfigFile(path: string): Promise<{ config: Partial<Mi
   return { config: validateConfig(parsed, path), baseDirectory: dirname(path) };
 }
 
-/** The plugins a config names, built (modules loaded, policy files read) in order. */
-export async function buildPipeline(entries: readonly PluginConfig[], baseDirectory: string): Promise<MilterPlugin[]> {
+/** The plugins a config names, built (modules loaded, policy files read) in order; `log` gets plugins' own events (notices). */
+export async function buildPipeline(entries: readonly PluginConfig[], baseDirectory: string, log: (event: string, fields: Record<string, unknown>) => void = () => {}): Promise<MilterPlugin[]> {
   const plugins: MilterPlugin[] = [];
   for (const entry of entries) {
     if (entry.plugin === 'defang') {
@@ -153,6 +160,9 @@ export async function buildPipeline(entries: readonly PluginConfig[], baseDirect
     } else if (entry.plugin === 'cbv') {
       const { plugin: _, ...options } = entry;
       plugins.push(cbvPlugin(options));
+    } else if (entry.plugin === 'notify') {
+      const { plugin: _, ...options } = entry;
+      plugins.push(notifyPlugin(options, (fields) => log('notice', fields)));
     } else plugins.push(await loadModulePlugin(entry.path, entry.options, baseDirectory));
   }
   return plugins;

@@ -7,13 +7,22 @@ import type { Envelope, MessageTransform, TransformResult } from './message-adap
  */
 export type PluginResult = TransformResult & { changed?: boolean; log?: Record<string, unknown> };
 
+/** What the plugins before this one decided about the message. */
+export interface PipelineState {
+  /** The first quarantine reason given so far. */
+  quarantine: string | undefined;
+  changed: boolean;
+  /** The log fields so far (e.g. `defang`, the report header's value). */
+  fields: Readonly<Record<string, unknown>>;
+}
+
 /**
  * One step of the daemon's work on a message (defang, callback verification, a module of one's own).
  * `check` may change the message in place; the adapter turns those changes into milter modifications.
  */
 export interface MilterPlugin {
   readonly name: string;
-  check(message: MimeMessage, envelope: Envelope): PluginResult | Promise<PluginResult>;
+  check(message: MimeMessage, envelope: Envelope, state: PipelineState): PluginResult | Promise<PluginResult>;
   /** Releases what the plugin holds (connections, caches) when the daemon stops. */
   close?(): Promise<void>;
 }
@@ -32,20 +41,20 @@ export type MessageLog = (fields: Record<string, unknown>) => void;
 export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): MessageTransform {
   return async (message, envelope) => {
     const fields: Record<string, unknown> = {};
-    let quarantine: string | undefined;
-    let changed = false;
+    const state: PipelineState = { quarantine: undefined, changed: false, fields };
     let final: TransformResult | undefined;
     for (const plugin of plugins) {
-      const result = await plugin.check(message, envelope);
+      const result = await plugin.check(message, envelope, state);
       Object.assign(fields, result.log);
-      changed ||= result.changed === true;
-      if (result.action === 'quarantine') quarantine ??= result.reason;
+      state.changed ||= result.changed === true;
+      if (result.action === 'quarantine') state.quarantine ??= result.reason;
       else if (result.action !== 'accept') {
         final = result;
         break;
       }
     }
-    const verdict: MessageVerdict = final ? final.action as MessageVerdict : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
+    const { quarantine, changed } = state;
+    const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
     log({ queueId: envelope.queueId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address, verdict, ...fields });
     if (final) return final;
     return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };

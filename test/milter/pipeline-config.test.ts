@@ -52,7 +52,7 @@ describe('config', () => {
     expect(() => validateConfig({ listen: 'inet:8890@127.0.0.1', workerz: 2 }, 'milterkit.json')).toThrow('milterkit.json: unknown key "workerz"');
     expect(() => validateConfig({ workers: 0 })).toThrow('workers must be a positive integer');
     expect(() => validateConfig({ listen: 'tcp:25' })).toThrow(/expected inet:PORT@HOST/);
-    expect(() => validateConfig({ pipeline: [{ plugin: 'spamassassin' }] })).toThrow('config: pipeline[0]: plugin must be "defang", "cbv" or "module"');
+    expect(() => validateConfig({ pipeline: [{ plugin: 'spamassassin' }] })).toThrow('config: pipeline[0]: plugin must be "defang", "cbv", "notify" or "module"');
     expect(() => validateConfig({ pipeline: [{ plugin: 'cbv', rejectInvalids: true }] })).toThrow('pipeline[0]: unknown key "rejectInvalids"');
     expect(() => validateConfig({ pipeline: [{ plugin: 'defang', policy: { actions: { 'banned-extension': 'explode' } } }] })).toThrow(/pipeline\[0\]\.policy/);
     expect(validateConfig({ workers: 4, pipeline: [{ plugin: 'defang' }, { plugin: 'cbv', rejectInvalid: true }] })).toEqual({ workers: 4, pipeline: [{ plugin: 'defang' }, { plugin: 'cbv', rejectInvalid: true }] });
