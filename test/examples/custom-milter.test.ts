@@ -1,11 +1,8 @@
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import customPlugin from '../../examples/custom-milter.js';
 import { defangPlugin, messageFilter, parseMessage, pipeline, runMilter } from '../../src/index.js';
-import { startDaemon } from '../support/daemon.js';
-import { startPostfix } from '../support/postfix.js';
+import { startDaemonBehindPostfix } from '../support/daemon.js';
 import { sendMessage } from '../support/smtp-client.js';
 
 const message = (subject: string) => Buffer.from(`From: a@example.com\r\nTo: b@example.org\r\nSubject: ${subject}\r\n\r\nHello\r\n`);
@@ -29,16 +26,11 @@ describe('examples/custom-milter with the test harness', () => {
 
 describe('examples/custom-milter plugged into the daemon behind a real Postfix', () => {
   it('runs from the config file, with its options, after defang', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-custom-'));
-    chmodSync(dir, 0o755);
-    const config = join(dir, 'milterkit.json');
-    writeFileSync(config, JSON.stringify({
-      listen: `unix:${join(dir, 'milter.sock')}`,
-      socketMode: '666',
-      pipeline: [{ plugin: 'defang' }, { plugin: 'module', path: resolve('examples/custom-milter.ts'), options: { refuseSubject: '^buy now' } }],
-    }));
-    const daemon = await startDaemon(['--config', config], { typescriptModules: true });
-    const postfix = await startPostfix({ users: ['alice'], milter: `unix:${join(dir, 'milter.sock')}` });
+    const { daemon, postfix, stop } = await startDaemonBehindPostfix(
+      ['alice'],
+      () => ({ pipeline: [{ plugin: 'defang' }, { plugin: 'module', path: resolve('examples/custom-milter.ts'), options: { refuseSubject: '^buy now' } }] }),
+      { typescriptModules: true },
+    );
     try {
       expect(await sendMessage(postfix.port, 'From: a@example.com\r\nSubject: Buy now!\r\n\r\nDeal.\r\n')).toBe('550 5.7.1 We do not deliver that here');
       expect(await sendMessage(postfix.port, 'From: a@example.com\r\nSubject: unsubscribe me from life\r\n\r\nNot refused: the option changed the pattern.\r\n')).toMatch(/^250 /);
@@ -46,9 +38,7 @@ describe('examples/custom-milter plugged into the daemon behind a real Postfix',
       expect(parseMessage(delivered as Buffer).headers.get('x-scanned-by')).toMatch(/^custom-milter \(queue [0-9A-F]+\)$/);
       expect(daemon.lines.filter((l) => l.event === 'message').map((l) => [l.verdict, l.custom])).toEqual([['reject', 'refused'], ['changed', 'scanned']]);
     } finally {
-      await postfix.stop();
-      await daemon.stop();
-      rmSync(dir, { recursive: true, force: true });
+      expect(await stop()).toBe(0);
     }
   });
 });

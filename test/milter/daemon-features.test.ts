@@ -1,31 +1,20 @@
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
-import { startDaemon } from '../support/daemon.js';
-import { startPostfix } from '../support/postfix.js';
+import { startDaemonBehindPostfix } from '../support/daemon.js';
 import { sendMessage } from '../support/smtp-client.js';
 
 describe('milterkit milter --config: a pipeline (defang, then callback verification), two workers, health endpoint', () => {
   it('verifies senders at their MX (here Postfix itself), refuses invalid ones, and counts over both workers', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-features-'));
-    chmodSync(dir, 0o755);
-    const socket = join(dir, 'milter.sock');
     // One Postfix is both the MTA in front of the daemon and the MX of the senders' domain, lab.test.
-    const postfix = await startPostfix({ users: ['alice', 'bob'], milter: `unix:${socket}` });
-    const config = join(dir, 'milterkit.json');
-    writeFileSync(config, JSON.stringify({
-      listen: `unix:${socket}`,
-      socketMode: '666',
+    const { daemon, postfix, socket, stop } = await startDaemonBehindPostfix(['alice', 'bob'], (mta) => ({
       workers: 2,
       health: '127.0.0.1:0',
       pipeline: [
         { plugin: 'defang' },
-        { plugin: 'cbv', routes: { 'lab.test': '127.0.0.1' }, port: postfix.port, allowLoopback: true, heloName: 'cbv.milterkit.test', cache: false, rejectInvalid: true, timeoutMs: 10_000 },
+        { plugin: 'cbv', routes: { 'lab.test': '127.0.0.1' }, port: mta.port, allowLoopback: true, heloName: 'cbv.milterkit.test', cache: false, rejectInvalid: true, timeoutMs: 10_000 },
       ],
-    }));
-    const daemon = await startDaemon(['--config', config], { workers: 2 });
+    }), { workers: 2 });
     try {
       const valid = 'From: bob@lab.test\r\nSubject: from a real sender\r\nX-Milterkit-CBV: valid; forged by the sender\r\n\r\nHi.\r\n';
       expect(await sendMessage(postfix.port, valid, { from: 'bob@lab.test' })).toMatch(/^250 /);
@@ -44,9 +33,7 @@ describe('milterkit milter --config: a pipeline (defang, then callback verificat
       const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<string, unknown>;
       expect(health).toMatchObject({ status: 'ok', messages: 3, verdicts: { changed: 1, reject: 1, clean: 1 }, filterErrors: 0 });
     } finally {
-      await postfix.stop();
-      expect(await daemon.stop()).toBe(0);
-      rmSync(dir, { recursive: true, force: true });
+      expect(await stop()).toBe(0);
     }
     expect(existsSync(socket)).toBe(false);
   }, 60_000);

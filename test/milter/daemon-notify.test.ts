@@ -1,10 +1,8 @@
-import { chmodSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
-import { startDaemon } from '../support/daemon.js';
-import { startPostfix } from '../support/postfix.js';
+import { startDaemonBehindPostfix } from '../support/daemon.js';
 import { sendMessage } from '../support/smtp-client.js';
 
 const exe = Buffer.from('MZ\x90\x00\x03\x00\x00\x00PE\x00\x00', 'latin1').toString('base64');
@@ -14,20 +12,12 @@ const withExe = (from: string): string =>
 
 describe('milterkit milter: quarantine with a DSN notice to the sender (notify plugin)', () => {
   it('holds the message in Postfix and tells the sender by an RFC 3464 notice through the local MTA; never to a null sender', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-notify-'));
-    chmodSync(dir, 0o755);
-    const socket = join(dir, 'milter.sock');
-    const postfix = await startPostfix({ users: ['alice', 'bob'], milter: `unix:${socket}` });
-    const config = join(dir, 'milterkit.json');
-    writeFileSync(config, JSON.stringify({
-      listen: `unix:${socket}`,
-      socketMode: '666',
+    const { daemon, postfix, stop } = await startDaemonBehindPostfix(['alice', 'bob'], (mta) => ({
       pipeline: [
         { plugin: 'defang', policy: { actions: { 'banned-extension': 'quarantine', 'executable-content': 'quarantine' } } },
-        { plugin: 'notify', reportingMta: 'mail.lab.test', relay: { host: '127.0.0.1', port: postfix.port } },
+        { plugin: 'notify', reportingMta: 'mail.lab.test', relay: { host: '127.0.0.1', port: mta.port } },
       ],
     }));
-    const daemon = await startDaemon(['--config', config]);
     try {
       expect(await sendMessage(postfix.port, withExe('alice@lab.test'), { from: 'alice@lab.test', to: 'bob@lab.test' })).toMatch(/^250 /);
       expect(await sendMessage(postfix.port, withExe('MAILER-DAEMON@elsewhere.test'), { from: '', to: 'bob@lab.test' })).toMatch(/^250 /);
@@ -52,9 +42,7 @@ describe('milterkit milter: quarantine with a DSN notice to the sender (notify p
       expect(messages.map((l) => l.notice)).toEqual(['queued', 'not sent (null-sender)']);
       await daemon.waitFor((l) => l.event === 'notice' && l.status === 'sent');
     } finally {
-      await postfix.stop();
-      expect(await daemon.stop()).toBe(0);
-      rmSync(dir, { recursive: true, force: true });
+      expect(await stop()).toBe(0);
     }
   }, 60_000);
 });

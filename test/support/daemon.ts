@@ -1,4 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startPostfix, type PostfixInstance } from './postfix.js';
 
 export interface Daemon {
   /** Every JSON line it logged so far, parsed. */
@@ -57,6 +61,49 @@ export async function startDaemon(args: string[], options: { typescriptModules?:
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
+    },
+  };
+}
+
+export interface DaemonBehindPostfix {
+  daemon: Daemon;
+  postfix: PostfixInstance;
+  /** The daemon's unix socket. */
+  socket: string;
+  /** Stops Postfix, then the daemon (resolving with its exit code), and removes the files. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * A real Postfix whose smtpd_milters is the daemon on a unix socket, the daemon run from a config file.
+ * `config` gets the started Postfix (its port, for plugins that talk to it) and returns the config's
+ * other keys; `listen` and `socketMode` are set here.
+ */
+export async function startDaemonBehindPostfix(
+  users: string[],
+  config: (postfix: PostfixInstance) => Record<string, unknown>,
+  options: { typescriptModules?: boolean; workers?: number } = {},
+): Promise<DaemonBehindPostfix> {
+  const dir = mkdtempSync(join(tmpdir(), 'milterkit-daemon-'));
+  // Postfix's smtpd runs as the postfix user: it must be able to reach the socket.
+  chmodSync(dir, 0o755);
+  const socket = join(dir, 'milter.sock');
+  const postfix = await startPostfix({ users, milter: `unix:${socket}` });
+  const file = join(dir, 'milterkit.json');
+  writeFileSync(file, JSON.stringify({ listen: `unix:${socket}`, socketMode: '666', ...config(postfix) }));
+  const daemon = await startDaemon(['--config', file], options).catch(async (err: unknown) => {
+    await postfix.stop();
+    throw err;
+  });
+  return {
+    daemon,
+    postfix,
+    socket,
+    async stop() {
+      await postfix.stop();
+      const code = await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+      return code;
     },
   };
 }
