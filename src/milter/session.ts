@@ -335,8 +335,10 @@ export class MilterSession {
         return this.stage('unknown', f.unknown && (() => f.unknown?.call(f, command.line)), 'connection');
       case 'quit-nc':
         await this.end();
+        // A new SMTP connection over the same milter connection: nothing of the old one carries over.
         this.closed = false;
         this.macros.clear();
+        this.pending = undefined;
         this.filter = this.factory(this.context());
         return;
       case 'quit':

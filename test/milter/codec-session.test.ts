@@ -227,6 +227,13 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     const rejectInHeader: MilterFilter = { noReply: ['header'], header: (name) => (name === 'X-Two' ? 'reject' : undefined), eom: () => 'accept' };
     // Here the body event is the next one answered (the filter has no body hook to make it no-reply).
     expect((await exchange(rejectInHeader, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r', 'c']);
+    // A connection-level verdict (from a no-reply connect) stays for the connection, and ends with it (QUIT_NC).
+    const connect = encodeFrame(Command.CONNECT, z('client.test\0', '4', u16(25), '192.0.2.1\0'));
+    const mail = encodeFrame(Command.MAIL, z('<a@example.com>\0'));
+    let connections = 0;
+    const rejectFirstClient: MilterFilter = { noReply: ['connect'], connect: () => (++connections === 1 ? 'reject' : undefined), envFrom: () => 'continue' };
+    const quitNc = await exchange(rejectFirstClient, [POSTFIX_OPTNEG, connect, mail, mail, encodeFrame(Command.QUIT_NC), connect, mail]);
+    expect(quitNc.replies.map(([c]) => c)).toEqual(['O', 'r', 'r', 'c']);
     const rejectInBody: MilterFilter = { noReply: ['header', 'body'], header: () => undefined, body: () => 'reject', eom: () => 'accept' };
     expect((await exchange(rejectInBody, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r']);
   });
