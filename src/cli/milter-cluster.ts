@@ -48,19 +48,26 @@ export async function runClusterPrimary(config: MilterConfig, log: Log): Promise
   const fork = (): void => {
     cluster.fork();
   };
+  let startFailed: () => void = () => {};
+  const failedStart = new Promise<string>((resolve) => (startFailed = () => resolve('worker-start-failed')));
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) return;
     log('worker-exit', { worker: worker.id, code, signal });
-    setTimeout(fork, RESPAWN_DELAY_MS).unref();
+    // Exit code 2: the worker could not start (its reason is on stderr); another would fail the same way.
+    if (code === 2) startFailed();
+    else setTimeout(() => stopping || fork(), RESPAWN_DELAY_MS);
   });
   for (let i = 0; i < config.workers; i++) fork();
   const health = config.health ? await startHealthEndpoint(config.health, clusterStats) : undefined;
   log('cluster', { workers: config.workers, pid: process.pid, health: health?.address() });
 
-  const signal = await new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  const signal = await Promise.race([
+    failedStart,
+    new Promise<string>((resolve) => {
+      process.once('SIGTERM', () => resolve('SIGTERM'));
+      process.once('SIGINT', () => resolve('SIGINT'));
+    }),
+  ]);
   stopping = true;
   log('stopping', { signal, workers: Object.keys(cluster.workers ?? {}).length });
   const exits = Object.values(cluster.workers ?? {}).map((worker) => new Promise((resolve) => {
@@ -71,5 +78,5 @@ export async function runClusterPrimary(config: MilterConfig, log: Log): Promise
   await new Promise((resolve) => (health ? health.close(resolve) : resolve(undefined)));
   if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
   log('stopped', {});
-  return 0;
+  return signal === 'worker-start-failed' ? 2 : 0;
 }

@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import { DEFAULT_CONFIG, buildPipeline, readConfigFile, validateConfig, type MilterConfig } from '../milter/config.js';
 import { startHealthEndpoint } from '../milter/health-endpoint.js';
 import { messageFilter } from '../milter/message-adapter.js';
-import { pipeline, type MessageVerdict } from '../milter/pipeline.js';
-import { startMilterServer } from '../milter/server.js';
+import { pipeline, type MessageVerdict, type MilterPlugin } from '../milter/pipeline.js';
+import { startMilterServer, type MilterServer } from '../milter/server.js';
 import { MilterStats } from '../milter/stats.js';
 import { runClusterPrimary, STATS_REPLY, STATS_REQUEST } from './milter-cluster.js';
 
@@ -62,25 +62,50 @@ export async function milterCommand(args: string[], out: (line: string) => void)
     return 2;
   }
   const { config, baseDirectory } = resolved;
-  if (config.workers > 1 && cluster.isPrimary) return runClusterPrimary(config, log);
-  return runWorker(config, baseDirectory);
+  if (config.workers > 1 && cluster.isPrimary) {
+    // A config whose plugins cannot be built stops here, before any worker starts.
+    const failure = await startupFailure(async () => {
+      for (const plugin of await buildPipeline(config.pipeline, baseDirectory)) await plugin.close?.();
+    });
+    return failure ?? runClusterPrimary(config, log);
+  }
+  const code = await runWorker(config, baseDirectory);
+  // A worker's channel to its primary would keep it alive (and a disconnect exits with 0): exit with the
+  // code, which tells the primary whether the worker could start.
+  if (cluster.isWorker) process.exit(code);
+  return code;
 }
 
-/** One process serving mail: the whole daemon, or one worker of a cluster. */
-async function runWorker(config: MilterConfig, baseDirectory: string): Promise<number> {
-  let plugins;
+/** Runs a start-up step; on failure says why on stderr and gives exit code 2. */
+async function startupFailure(step: () => Promise<void>): Promise<number | undefined> {
   try {
-    plugins = await buildPipeline(config.pipeline, baseDirectory, log);
+    await step();
+    return undefined;
   } catch (err) {
     process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
+}
+
+/** One process serving mail: the whole daemon, or one worker of a cluster. */
+async function runWorker(config: MilterConfig, baseDirectory: string): Promise<number> {
+  let plugins: MilterPlugin[] = [];
+  let server: MilterServer | undefined;
   const stats = new MilterStats();
+  const failure = await startupFailure(async () => {
+    plugins = await buildPipeline(config.pipeline, baseDirectory, log);
+    server = await startServer(config, plugins, stats);
+  });
+  if (failure !== undefined || !server) return failure ?? 2;
+  return serve(config, server, plugins, stats);
+}
+
+function startServer(config: MilterConfig, plugins: MilterPlugin[], stats: MilterStats): Promise<MilterServer> {
   const transform = pipeline(plugins, (fields) => {
     stats.recordMessage(fields.verdict as MessageVerdict);
     log('message', fields);
   });
-  const server = await startMilterServer({
+  return startMilterServer({
     listen: config.listen,
     filter: messageFilter(transform, { memoryThresholdBytes: config.memoryThresholdBytes, temporaryDirectory: config.temporaryDirectory }),
     fallback: config.fallback,
@@ -95,6 +120,10 @@ async function runWorker(config: MilterConfig, baseDirectory: string): Promise<n
       log(event, fields);
     },
   });
+}
+
+/** Serves until SIGTERM or SIGINT, then stops gracefully. */
+async function serve(config: MilterConfig, server: MilterServer, plugins: MilterPlugin[], stats: MilterStats): Promise<number> {
   const snapshot = () => stats.snapshot(server.connections);
   const health = config.health && !cluster.isWorker ? await startHealthEndpoint(config.health, async () => snapshot()) : undefined;
   const statsTimer = config.statsIntervalSeconds > 0 ? setInterval(() => log('stats', { ...snapshot() }), config.statsIntervalSeconds * 1000).unref() : undefined;
@@ -120,6 +149,5 @@ async function runWorker(config: MilterConfig, baseDirectory: string): Promise<n
   await new Promise((resolve) => (health ? health.close(resolve) : resolve(undefined)));
   for (const plugin of plugins) await plugin.close?.();
   log('stopped', { ...snapshot() });
-  if (cluster.isWorker && process.connected) process.disconnect();
   return 0;
 }

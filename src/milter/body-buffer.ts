@@ -13,6 +13,8 @@ export class BodyBuffer {
   private chunks: Buffer[] = [];
   private bytes = 0;
   private file: { path: string; stream: WriteStream } | undefined;
+  /** A failed open or write of the temporary file (missing directory, full disk): the message fails with it. */
+  private failure: Error | undefined;
   private readonly thresholdBytes: number;
   private readonly directory: string | undefined;
 
@@ -34,7 +36,10 @@ export class BodyBuffer {
     }
     if (!this.file) {
       const path = join(this.directory ?? tmpdir(), `milterkit-body-${process.pid}-${randomBytes(8).toString('hex')}`);
-      this.file = { path, stream: createWriteStream(path, { mode: 0o600 }) };
+      // 'wx': never reuse or follow an existing file.
+      const stream = createWriteStream(path, { mode: 0o600, flags: 'wx' });
+      stream.on('error', (err) => (this.failure ??= err));
+      this.file = { path, stream };
       for (const held of this.chunks.splice(0)) await this.write(held);
     }
     await this.write(chunk);
@@ -42,7 +47,10 @@ export class BodyBuffer {
 
   private write(chunk: Buffer): Promise<void> {
     const stream = (this.file as { stream: WriteStream }).stream;
-    return new Promise((resolve, reject) => stream.write(chunk, (err) => (err ? reject(err) : resolve())));
+    return new Promise((resolve, reject) => {
+      if (this.failure) reject(this.failure);
+      else stream.write(chunk, (err) => (err ? reject(err) : resolve()));
+    });
   }
 
   /** The whole body as blocks; the buffer is empty afterwards. */
@@ -53,6 +61,11 @@ export class BodyBuffer {
       return chunks;
     }
     const { path, stream } = this.file;
+    if (this.failure) {
+      const failure = this.failure;
+      await this.discard();
+      throw failure;
+    }
     await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
     const body = await readFile(path);
     await this.discard();
@@ -70,6 +83,7 @@ export class BodyBuffer {
   }
 
   private reset(): void {
+    this.failure = undefined;
     this.chunks = [];
     this.bytes = 0;
     this.file = undefined;

@@ -71,6 +71,7 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
   };
   const maxPacketSize = options.maxPacketSize ?? 1024 * 1024;
   const sockets = new Set<Socket>();
+  let closing = false;
   const idle = new Set<Socket>();
 
   const server: Server = createServer((socket) => {
@@ -101,7 +102,11 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
           idle.delete(socket);
           await session.handle(frame);
           if (frame.command === 0x51) socket.end();
-          idle.add(socket);
+          // Idle means between messages: only then may a shutdown end the connection.
+          if (!session.busy) {
+            idle.add(socket);
+            if (closing) socket.end();
+          }
         }).catch((err: unknown) => (err instanceof MilterProtocolError ? fail(err) : fail(err)));
       }
     });
@@ -134,6 +139,7 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
       return sockets.size;
     },
     async close() {
+      closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Idle connections (between messages) go now; busy ones get the grace period to finish.
       for (const socket of idle) socket.end();

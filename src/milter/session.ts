@@ -116,7 +116,7 @@ function verdictResponse(verdict: Verdict | void): MilterResponse {
   const reply = verdict.reply.replace(/\r?\n/g, '\r\n');
   if (!REPLY.test(reply) || /[\r\n](?![\n\d])/.test(reply.replace(/\r\n/g, ''))) throw new Error(`invalid SMTP reply "${verdict.reply}"`);
   // Sendmail reads the text as a printf format: a lone % must be doubled.
-  return { type: 'replycode', reply: reply.replace(/%(?!%)/g, '%%') };
+  return { type: 'replycode', reply: reply.replace(/%/g, '%%') };
 }
 
 /**
@@ -137,6 +137,11 @@ export class MilterSession {
   /** A verdict (or the fallback) from a stage that could not answer, for the next stage that can. */
   private pending: { verdict: Verdict; scope: 'connection' | 'message' } | undefined;
   private inMessage = false;
+
+  /** Whether a message is in progress (between its first event and its end or ABORT). */
+  get busy(): boolean {
+    return this.inMessage;
+  }
   /** After a final verdict for the message (accept/reject/discard), its remaining events get no hooks. */
   private messageDone = false;
   private closed = false;
@@ -225,8 +230,15 @@ export class MilterSession {
     const outcome = hook && !this.pending ? await this.run(name, this.options.hookTimeoutMs, hook) : undefined;
     const verdict = outcome === undefined ? undefined : outcome.failed ? this.options.fallback : outcome.value;
     if (!answered) {
-      // The MTA is not listening now: keep anything but 'continue' for the next answer.
-      if (verdict !== undefined && verdict !== 'continue') this.pending = { verdict, scope: scope === 'connection' ? 'connection' : 'message' };
+      // The MTA is not listening now: keep anything but 'continue' for the next answer. A failure always
+      // counts; a recipient's own verdict cannot be given to that recipient any more, and is not turned
+      // into a verdict on the whole message: it is logged and dropped.
+      if (verdict === undefined || verdict === 'continue') return;
+      if (scope === 'recipient' && !outcome?.failed) {
+        this.options.log('filter-error', { stage: name, error: 'a no-reply RCPT hook returned a verdict: ignored (answer RCPT to refuse one recipient)' });
+        return;
+      }
+      this.pending = { verdict, scope: scope === 'connection' ? 'connection' : 'message' };
       return;
     }
     let response: MilterResponse;
@@ -262,14 +274,15 @@ export class MilterSession {
   }
 
   private async endOfMessage(): Promise<void> {
+    // Answered without the eom hook: the filter still hears that the message is over (its abort hook).
     if (this.pending && !this.messageDone) {
       this.answerPending('message');
-      this.resetMessage();
+      await this.abortMessage();
       return;
     }
     if (this.messageDone || !this.filter.eom) {
       this.respond({ type: 'continue' });
-      this.resetMessage();
+      await this.abortMessage();
       return;
     }
     const changes = new CollectedChanges(this.actions);
@@ -313,16 +326,22 @@ export class MilterSession {
         this.inMessage = true;
         return this.stage('envFrom', f.envFrom && (() => f.envFrom?.call(f, command.sender, command.args)), 'message');
       case 'rcpt':
+        this.inMessage = true;
         return this.stage('envRcpt', f.envRcpt && (() => f.envRcpt?.call(f, command.recipient, command.args)), 'recipient');
       case 'data':
+        this.inMessage = true;
         return this.stage('data', f.data && (() => f.data?.call(f)), 'message');
       case 'header':
+        this.inMessage = true;
         return this.stage('header', f.header && (() => f.header?.call(f, command.name, command.value)), 'message');
       case 'eoh':
+        this.inMessage = true;
         return this.stage('eoh', f.eoh && (() => f.eoh?.call(f)), 'message');
       case 'body':
+        this.inMessage = true;
         return this.stage('body', f.body && (() => f.body?.call(f, command.chunk)), 'message');
       case 'eom':
+        this.inMessage = true;
         if (command.chunk.length > 0 && f.body && !this.messageDone && !this.pending) {
           const outcome = await this.run('body', this.options.hookTimeoutMs, () => f.body?.call(f, command.chunk));
           if (outcome.failed) this.pending = { verdict: this.options.fallback, scope: 'message' };
@@ -347,7 +366,7 @@ export class MilterSession {
   }
 
   private async abortMessage(): Promise<void> {
-    if (this.inMessage && !this.messageDone && this.filter.abort) await this.run('abort', this.options.hookTimeoutMs, () => this.filter.abort?.call(this.filter));
+    if (this.inMessage && this.filter.abort) await this.run('abort', this.options.hookTimeoutMs, () => this.filter.abort?.call(this.filter));
     this.resetMessage();
   }
 

@@ -42,3 +42,16 @@ describe('BodyBuffer', () => {
     expect(Buffer.concat(await buffer.take()).toString()).toBe('y');
   });
 });
+
+describe('BodyBuffer: a temporary file that cannot be written', () => {
+  it('fails the message (the adapter gives the fallback), never the process', async () => {
+    const buffer = new BodyBuffer(4, join(tmpdir(), 'milterkit-no-such-directory', 'deeper'));
+    await expect((async () => {
+      await buffer.push(Buffer.from('abc'));
+      await buffer.push(Buffer.from('defgh'));
+      await buffer.push(Buffer.from('ijk'));
+      await buffer.take();
+    })()).rejects.toThrow(/ENOENT/);
+    await buffer.discard();
+  });
+});

@@ -163,9 +163,10 @@ describe('milter session', () => {
   });
 
   it('maps custom replies to REPLYCODE, doubling % for Sendmail, and refuses malformed ones', async () => {
-    const reply = await exchange({ envRcpt: () => ({ reply: '550 5.1.1 100% unknown' }) }, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<c@d>\0'))]);
+    const reply = await exchange({ envRcpt: () => ({ reply: '550 5.1.1 100% unknown, 50%% known' }) }, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<c@d>\0'))]);
     expect(reply.replies[2]?.[0]).toBe('y');
-    expect(reply.replies[2]?.[1].toString('latin1')).toBe('550 5.1.1 100%% unknown\0');
+    // Every % is text: each is doubled (a "%%" given by the filter stays two percent signs for the client).
+    expect(reply.replies[2]?.[1].toString('latin1')).toBe('550 5.1.1 100%% unknown, 50%%%% known\0');
     const bad = await exchange({ envRcpt: () => ({ reply: '250 fine\r\nBcc: x' }) }, [POSTFIX_OPTNEG, encodeFrame(Command.RCPT, z('<c@d>\0'))]);
     expect(bad.replies[1]?.[0]).toBe('t');
   });
@@ -236,5 +237,29 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     expect(quitNc.replies.map(([c]) => c)).toEqual(['O', 'r', 'r', 'c']);
     const rejectInBody: MilterFilter = { noReply: ['header', 'body'], header: () => undefined, body: () => 'reject', eom: () => 'accept' };
     expect((await exchange(rejectInBody, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r']);
+  });
+});
+
+describe('milter session: message boundaries', () => {
+  it('calls abort for a message begun without MAIL (negotiated away), and when end of message is answered without eom', async () => {
+    const calls: string[] = [];
+    const noMail: MilterFilter = { header: () => void calls.push('header'), eom: () => 'continue', abort: () => void calls.push('abort') };
+    await exchange(noMail, [POSTFIX_OPTNEG, encodeFrame(Command.HEADER, z('Subject\0 x\0')), encodeFrame(Command.ABORT)]);
+    expect(calls).toEqual(['header', 'abort']);
+    calls.length = 0;
+    const failing: MilterFilter = { noReply: ['header'], header: () => { throw new Error('bug'); }, eom: () => void calls.push('eom'), abort: () => void calls.push('abort') };
+    const { replies } = await exchange(failing, [POSTFIX_OPTNEG, encodeFrame(Command.HEADER, z('Subject\0 x\0')), encodeFrame(Command.BODYEOB), encodeFrame(Command.ABORT)]);
+    expect(replies.map(([c]) => c)).toEqual(['O', 't']);
+    expect(calls).toEqual(['abort']);
+  });
+
+  it('a no-reply RCPT hook cannot refuse one recipient: its verdict is logged and dropped, its failure still gives the fallback', async () => {
+    const picky: MilterFilter = { noReply: ['envRcpt'], envRcpt: (r) => (r.includes('bad') ? 'reject' : undefined), eom: () => 'continue' };
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@x>\0')), encodeFrame(Command.RCPT, z('<good@x>\0')), encodeFrame(Command.RCPT, z('<bad@x>\0')), encodeFrame(Command.BODYEOB)];
+    const dropped = await exchange(picky, frames);
+    expect(dropped.replies.map(([c]) => c)).toEqual(['O', 'c', 'c']);
+    expect(dropped.log).toContainEqual(expect.objectContaining({ event: 'filter-error', stage: 'envRcpt' }));
+    const broken: MilterFilter = { noReply: ['envRcpt'], envRcpt: () => { throw new Error('bug'); }, eom: () => 'continue' };
+    expect((await exchange(broken, frames)).replies.map(([c]) => c)).toEqual(['O', 'c', 't']);
   });
 });

@@ -47,6 +47,22 @@ describe('pipeline', () => {
   });
 });
 
+describe('cluster start-up', () => {
+  it('stops with exit code 2 when its workers cannot listen, instead of living on with nobody listening', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const run = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--workers', '2', '--listen', `inet:${port}@127.0.0.1`], { encoding: 'utf8', timeout: 20_000 });
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain('EADDRINUSE');
+    } finally {
+      taken.close();
+    }
+  });
+});
+
 describe('config', () => {
   it('refuses unknown keys, wrong types and unknown plugins, naming the place', () => {
     expect(() => validateConfig({ listen: 'inet:8890@127.0.0.1', workerz: 2 }, 'milterkit.json')).toThrow('milterkit.json: unknown key "workerz"');
@@ -67,6 +83,10 @@ describe('config', () => {
       const run = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--config', join(dir, 'milterkit.json')], { encoding: 'utf8', timeout: 10_000 });
       expect(run.status).toBe(2);
       expect(run.stderr).toContain('not-a-plugin.mjs: the factory must return');
+      // With workers, the primary checks the plugins before forking any.
+      const clustered = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--workers', '2', '--config', join(dir, 'milterkit.json')], { encoding: 'utf8', timeout: 10_000 });
+      expect(clustered.status).toBe(2);
+      expect(clustered.stderr).toContain('not-a-plugin.mjs: the factory must return');
       writeFileSync(join(dir, 'broken.json'), '{ "workers": 2, }');
       const broken = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--config', join(dir, 'broken.json')], { encoding: 'utf8', timeout: 10_000 });
       expect(broken.status).toBe(2);

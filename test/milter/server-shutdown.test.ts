@@ -1,0 +1,44 @@
+import { connect } from 'node:net';
+import { describe, expect, it } from 'vitest';
+import { encodeFrame, FrameReader, startMilterServer } from '../../src/index.js';
+import { Command } from '../../src/milter/protocol.js';
+
+const u32 = (n: number): Buffer => Buffer.from([n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255]);
+
+describe('milter server: graceful shutdown', () => {
+  it('lets a message in progress finish, then ends its connection; ends idle connections at once', async () => {
+    const server = await startMilterServer({ listen: 'inet:0@127.0.0.1', log: () => {}, filter: () => ({ envFrom: () => 'continue', eom: () => 'continue' }) });
+    const { port } = server.address as { port: number };
+    const open = async () => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      const reader = new FrameReader(1 << 20);
+      const replies: string[] = [];
+      let ended = false;
+      socket.on('data', (d: Buffer) => replies.push(...reader.push(d).map((f) => String.fromCharCode(f.command))));
+      socket.on('end', () => (ended = true));
+      await new Promise((resolve) => socket.once('connect', resolve));
+      socket.write(encodeFrame(Command.OPTNEG, Buffer.concat([u32(6), u32(0x1ff), u32(0x1fffff)])));
+      return { socket, replies, ended: () => ended };
+    };
+    const until = async (condition: () => boolean) => {
+      for (let i = 0; i < 100 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    };
+    const idle = await open();
+    const busy = await open();
+    busy.socket.write(encodeFrame(Command.MAIL, Buffer.from('<a@example.com>\0')));
+    await until(() => busy.replies.length === 2 && idle.replies.length === 1);
+
+    const closed = server.close();
+    await until(() => idle.ended());
+    expect(idle.ended()).toBe(true);
+    expect(busy.ended()).toBe(false);
+    // The message goes on to its end, answered, and only then is the connection ended.
+    busy.socket.write(encodeFrame(Command.BODYEOB));
+    await until(() => busy.ended());
+    expect(busy.replies).toEqual(['O', 'c', 'c']);
+    expect(busy.ended()).toBe(true);
+    await closed;
+    idle.socket.destroy();
+    busy.socket.destroy();
+  });
+});
