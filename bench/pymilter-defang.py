@@ -9,10 +9,11 @@ One untimed pass first, as for every case of the benchmark.
 """
 import json
 import sys
-import time
 from io import BytesIO
 
 import mime
+
+from message_file import read_messages, timed
 
 mime.print = lambda *a, **k: None  # check_attachments has leftover debug prints
 
@@ -31,20 +32,9 @@ def run(messages):
 
 
 def main():
-    path = sys.argv[1]
-    with open(path, 'rb') as f:
-        data = f.read()
-    with open(path + '.lengths.json') as f:
-        lengths = json.load(f)
-    messages, offset = [], 0
-    for n in lengths:
-        messages.append(data[offset:offset + n])
-        offset += n
-    run(messages)
-    start = time.perf_counter()
-    changed, errors = run(messages)
-    seconds = time.perf_counter() - start
-    print(json.dumps({'seconds': seconds, 'messages': len(messages), 'bytes': len(data), 'changed': changed, 'errors': errors}))
+    messages, size = read_messages(sys.argv[1])
+    seconds, (changed, errors) = timed(run, messages)
+    print(json.dumps({'seconds': seconds, 'messages': len(messages), 'bytes': size, 'changed': changed, 'errors': errors}))
 
 
 if __name__ == '__main__':

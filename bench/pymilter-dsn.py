@@ -9,9 +9,10 @@ failure-style template and serialize the DSN: the work milterkit's createDsn doe
 import email
 import json
 import sys
-import time
 
 from Milter import dsn
+
+from message_file import read_messages, timed
 
 TEMPLATE = """To: %(sender)s
 From: postmaster@%(receiver)s
@@ -48,19 +49,9 @@ def run(messages):
 
 
 def main():
-    path = sys.argv[1]
-    with open(path, 'rb') as f:
-        data = f.read()
-    with open(path + '.lengths.json') as f:
-        lengths = json.load(f)
-    messages, offset = [], 0
-    for n in lengths:
-        messages.append(data[offset:offset + n])
-        offset += n
-    run(messages)
-    start = time.perf_counter()
-    made, errors = run(messages)
-    print(json.dumps({'seconds': time.perf_counter() - start, 'messages': len(messages), 'made': made, 'errors': errors}))
+    messages, _ = read_messages(sys.argv[1])
+    seconds, (made, errors) = timed(run, messages)
+    print(json.dumps({'seconds': seconds, 'messages': len(messages), 'made': made, 'errors': errors}))
 
 
 if __name__ == '__main__':

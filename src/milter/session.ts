@@ -221,6 +221,8 @@ export class MilterSession {
 
   /** A stage's verdict: the response, and whether it ends the message (no more hooks until the next one). */
   private async stage(name: NoReplyStage, hook: (() => Verdict | void | Promise<Verdict | void>) | undefined, scope: 'connection' | 'message' | 'recipient'): Promise<void> {
+    // Any message event begins a message (MAIL may have been negotiated away).
+    if (scope !== 'connection') this.inMessage = true;
     const answered = (this.noReply & NO_REPLY_BITS[name]) === 0;
     if (this.messageDone && scope !== 'connection') {
       if (answered) this.respond({ type: 'continue' });
@@ -323,22 +325,16 @@ export class MilterSession {
         return this.stage('helo', f.helo && (() => f.helo?.call(f, command.name)), 'connection');
       case 'mail':
         if (this.inMessage) await this.abortMessage();
-        this.inMessage = true;
         return this.stage('envFrom', f.envFrom && (() => f.envFrom?.call(f, command.sender, command.args)), 'message');
       case 'rcpt':
-        this.inMessage = true;
         return this.stage('envRcpt', f.envRcpt && (() => f.envRcpt?.call(f, command.recipient, command.args)), 'recipient');
       case 'data':
-        this.inMessage = true;
         return this.stage('data', f.data && (() => f.data?.call(f)), 'message');
       case 'header':
-        this.inMessage = true;
         return this.stage('header', f.header && (() => f.header?.call(f, command.name, command.value)), 'message');
       case 'eoh':
-        this.inMessage = true;
         return this.stage('eoh', f.eoh && (() => f.eoh?.call(f)), 'message');
       case 'body':
-        this.inMessage = true;
         return this.stage('body', f.body && (() => f.body?.call(f, command.chunk)), 'message');
       case 'eom':
         this.inMessage = true;
