@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startPostfix, type PostfixInstance } from '../test/support/postfix.js';
 import type { Area, BenchOptions } from './lib/area.js';
 import { printTable } from './lib/table.js';
+import { median } from './lib/timing.js';
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const SMTP_SINK = '/usr/sbin/smtp-sink';
@@ -103,8 +104,6 @@ function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
 }
-
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 interface Setup {
   postfix: PostfixInstance;

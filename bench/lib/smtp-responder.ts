@@ -13,7 +13,7 @@ const server = createServer((socket) => {
     for (let eol = buffer.indexOf('\r\n'); eol >= 0; eol = buffer.indexOf('\r\n')) {
       const line = buffer.slice(0, eol);
       buffer = buffer.slice(eol + 2);
-      if (line.startsWith('EHLO')) out += '250-bench.test\r\n250 8BITMIME\r\n';
+      if (line.startsWith('EHLO')) out += '250-bench.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n';
       else if (line === 'QUIT') out += '221 bye\r\n';
       else out += '250 ok\r\n';
     }

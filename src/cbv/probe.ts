@@ -30,6 +30,13 @@ function answer(reply: SmtpReply, classified: Classified): AddressAnswer {
   return { ...classified, code: reply.code, message: replyText(reply) };
 }
 
+/** A refused MAIL FROM: the answer for every address of the domain. */
+function mailRefused(mail: SmtpReply, settings: ProbeSettings): AddressAnswer {
+  const refused = mail.code >= 500;
+  const detail = refused ? (settings.probeSender === '' ? 'null-sender-refused' : 'probe-sender-refused') : 'temporary';
+  return answer(mail, { result: refused ? 'unverifiable' : 'tempfail', enhancedStatus: enhancedStatusOf(mail), detail });
+}
+
 function sameAnswer(addresses: readonly ProbeAddress[], a: AddressAnswer): Map<ProbeAddress, AddressAnswer> {
   return new Map(addresses.map((address) => [address, a]));
 }
@@ -51,18 +58,18 @@ export async function probeHost(
     session = await SmtpSession.connect(ip, port, settings.connectTimeoutMs, settings.deadline);
     const greeting = await session.read('greeting', settings.greetingTimeoutMs);
     if (greeting.code !== 220) {
-      await session.quit();
+      session.quit();
       return { kind: 'next', reason: `greeting ${replyText(greeting)}`, noService: greeting.code >= 500 };
     }
     let ehlo = await session.command(`EHLO ${settings.heloName}`, settings.commandTimeoutMs);
     if (ehlo.code >= 500) ehlo = await session.command(`HELO ${settings.heloName}`, settings.commandTimeoutMs);
     if (ehlo.code !== 250) {
-      await session.quit();
+      session.quit();
       return { kind: 'next', reason: `EHLO ${replyText(ehlo)}` };
     }
     // An MX that greets with our own name is us: probing it would loop (pymilter's "fraudulent MX" check).
     if (ehlo.lines[0]?.split(/\s/)[0]?.toLowerCase() === settings.heloName.toLowerCase()) {
-      await session.quit();
+      session.quit();
       const self: AddressAnswer = { result: 'unverifiable', enhancedStatus: undefined, detail: 'self-mx', code: undefined, message: `${host} is this host` };
       return { kind: 'answered', answers: sameAnswer(addresses, self) };
     }
@@ -78,7 +85,7 @@ export async function probeHost(
         }
         ehlo = await session.command(`EHLO ${settings.heloName}`, settings.commandTimeoutMs);
         if (ehlo.code !== 250) {
-          await session.quit();
+          session.quit();
           return { kind: 'next', reason: `EHLO after TLS ${replyText(ehlo)}` };
         }
         capabilities = new Set(ehlo.lines.slice(1).map((l) => l.split(/\s/)[0]?.toUpperCase() ?? ''));
@@ -87,17 +94,28 @@ export async function probeHost(
     const answers = new Map<ProbeAddress, AddressAnswer>();
     const smtputf8 = capabilities.has('SMTPUTF8');
     let first = true;
+    // With PIPELINING (RFC 2920) the commands of one transaction go in one write, as Postfix's verify does.
+    const pipelining = capabilities.has('PIPELINING');
     const transaction = async (address: ProbeAddress, mailbox: string): Promise<SmtpReply | AddressAnswer> => {
       const s = session as SmtpSession;
-      if (!first) await s.command('RSET', settings.commandTimeoutMs);
+      const reset = !first;
       first = false;
-      const mail = await s.command(`MAIL FROM:<${settings.probeSender}>${address.utf8Local ? ' SMTPUTF8' : ''}`, settings.commandTimeoutMs);
-      if (mail.code !== 250) {
-        const refused = mail.code >= 500;
-        const detail = refused ? (settings.probeSender === '' ? 'null-sender-refused' : 'probe-sender-refused') : 'temporary';
-        return answer(mail, { result: refused ? 'unverifiable' : 'tempfail', enhancedStatus: enhancedStatusOf(mail), detail });
+      const mailFrom = `MAIL FROM:<${settings.probeSender}>${address.utf8Local ? ' SMTPUTF8' : ''}`;
+      const rcptTo = `RCPT TO:<${mailbox}>`;
+      if (!pipelining) {
+        if (reset) await s.command('RSET', settings.commandTimeoutMs);
+        const mail = await s.command(mailFrom, settings.commandTimeoutMs);
+        return mail.code === 250 ? s.command(rcptTo, settings.commandTimeoutMs) : mailRefused(mail, settings);
       }
-      return s.command(`RCPT TO:<${mailbox}>`, settings.commandTimeoutMs);
+      s.send(reset ? ['RSET', mailFrom, rcptTo] : [mailFrom, rcptTo]);
+      if (reset) await s.read('RSET', settings.commandTimeoutMs);
+      const mail = await s.read('MAIL', settings.commandTimeoutMs);
+      if (mail.code !== 250) {
+        // The RCPT already sent gets its own (503) reply: read it so that a later command reads its own.
+        await s.read('RCPT', settings.commandTimeoutMs).catch(() => undefined);
+        return mailRefused(mail, settings);
+      }
+      return s.read('RCPT', settings.commandTimeoutMs);
     };
     for (const address of addresses) {
       if (address.utf8Local && !smtputf8) {
@@ -120,7 +138,7 @@ export async function probeHost(
       answers.set(address, answer(reply, classifyRcpt(reply)));
     }
     if (settings.detectCatchAll) await checkCatchAll(answers, transaction, addresses);
-    await session.quit();
+    session.quit();
     for (const address of addresses) {
       if (!answers.has(address)) answers.set(address, { result: 'tempfail', enhancedStatus: undefined, detail: 'connection lost', code: undefined, message: 'not asked' });
     }

@@ -21,6 +21,11 @@ export interface ScriptedServer {
   sessions: string[][];
   /** Most connections open at the same time. */
   maxConcurrent: number;
+  /**
+   * Resolves once every connection has closed: a verifier that skips the QUIT answer (as Postfix's client
+   * does) may return before this server has read the QUIT.
+   */
+  ended(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -56,6 +61,7 @@ function defaultReply(line: string, capabilities: string[]): Reply {
 export async function scriptedServer(script: Script = {}, host = '127.0.0.1', port = 0): Promise<ScriptedServer> {
   const sessions: string[][] = [];
   const sockets = new Set<Socket>();
+  let whenEnded: (() => void)[] = [];
   let open = 0;
   const state = { maxConcurrent: 0 };
   const server: Server = createServer((socket) => {
@@ -71,6 +77,9 @@ export async function scriptedServer(script: Script = {}, host = '127.0.0.1', po
     socket.on('close', () => {
       done();
       sockets.delete(socket);
+      if (sockets.size > 0) return;
+      for (const resolve of whenEnded) resolve();
+      whenEnded = [];
     });
     socket.on('error', () => {});
     const commands: string[] = [];
@@ -99,6 +108,7 @@ export async function scriptedServer(script: Script = {}, host = '127.0.0.1', po
     get maxConcurrent() {
       return state.maxConcurrent;
     },
+    ended: () => (sockets.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => whenEnded.push(resolve))),
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

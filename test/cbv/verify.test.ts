@@ -38,6 +38,7 @@ describe('verifyAddress against scripted SMTP servers', () => {
     const v = await verifyAddress('user@example.test', setup(s.port));
     expect(v.result).toBe('valid');
     expect(v.mx).toBe('mx1.example.test');
+    await s.ended();
     expect(s.sessions).toEqual([['EHLO verifier.milterkit.test', 'MAIL FROM:<>', 'RCPT TO:<user@example.test>', 'QUIT']]);
     expect(v.transcript.filter((l) => l.startsWith('C: '))).toEqual(['C: EHLO verifier.milterkit.test', 'C: MAIL FROM:<>', 'C: RCPT TO:<user@example.test>', 'C: QUIT']);
   });
@@ -184,7 +185,32 @@ describe('verifyAddress against scripted SMTP servers', () => {
     const s = await server({ reply: (line) => (line === 'RCPT TO:<bad@example.test>' ? '550 5.1.1 unknown' : undefined) });
     const results = await verifyAddresses(['good@example.test', 'bad@example.test'], setup(s.port));
     expect(results.map((r) => r.result)).toEqual(['valid', 'invalid']);
+    await s.ended();
     expect(s.sessions).toEqual([['EHLO verifier.milterkit.test', 'MAIL FROM:<>', 'RCPT TO:<good@example.test>', 'RSET', 'MAIL FROM:<>', 'RCPT TO:<bad@example.test>', 'QUIT']]);
+  });
+
+  it('pipelines RSET, MAIL and RCPT when the server offers PIPELINING, and reads each reply in order', async () => {
+    const s = await server({ capabilities: ['PIPELINING'], reply: (line) => (line === 'RCPT TO:<bad@example.test>' ? '550 5.1.1 unknown' : undefined) });
+    const results = await verifyAddresses(['good@example.test', 'bad@example.test', 'also@example.test'], setup(s.port));
+    expect(results.map((r) => r.result)).toEqual(['valid', 'invalid', 'valid']);
+    expect(results[1]).toMatchObject({ code: 550, enhancedStatus: '5.1.1' });
+    // Commands of one transaction are written before any of their replies is read.
+    const transcript = results[0]?.transcript ?? [];
+    const afterEhlo = transcript.slice(transcript.findIndex((l) => l === 'C: RSET'));
+    expect(afterEhlo.slice(0, 6)).toEqual(['C: RSET', 'C: MAIL FROM:<>', 'C: RCPT TO:<bad@example.test>', 'S: 250 2.0.0 ok', 'S: 250 2.0.0 ok', 'S: 550 5.1.1 unknown']);
+    await s.ended();
+    expect(s.sessions[0]?.filter((c) => c !== 'QUIT' && !c.startsWith('EHLO'))).toEqual(['MAIL FROM:<>', 'RCPT TO:<good@example.test>', 'RSET', 'MAIL FROM:<>', 'RCPT TO:<bad@example.test>', 'RSET', 'MAIL FROM:<>', 'RCPT TO:<also@example.test>']);
+  });
+
+  it('with PIPELINING, a refused null sender answers for every address, and the RCPT sent with it is not misread', async () => {
+    const s = await server({ capabilities: ['PIPELINING'], reply: (line) => (line.startsWith('MAIL') ? '550 5.7.1 no bounces here' : line.startsWith('RCPT') ? '503 5.5.1 need MAIL' : undefined) });
+    const results = await verifyAddresses(['a@example.test', 'b@example.test'], setup(s.port));
+    expect(results.map((r) => [r.result, r.detail, r.code])).toEqual([
+      ['unverifiable', 'null-sender-refused', 550],
+      ['unverifiable', 'null-sender-refused', 550],
+    ]);
+    await s.ended();
+    expect(s.sessions).toEqual([['EHLO verifier.milterkit.test', 'MAIL FROM:<>', 'RCPT TO:<a@example.test>', 'QUIT']]);
   });
 
   it('detects a catch-all domain with a random local part', async () => {
@@ -212,6 +238,7 @@ describe('verifyAddress: more scenarios', () => {
     const s = await server({ greeting: '554 5.7.1 no service for you' });
     const v = await verifyAddress('user@example.test', setup(s.port, {}, '127.0.0.1'));
     expect(v).toMatchObject({ result: 'unverifiable', detail: 'no-service' });
+    await s.ended();
     expect(s.sessions).toEqual([['QUIT'], ['QUIT']]);
   });
 
