@@ -5,7 +5,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cacheFromUrl, RedisVerificationCache, type RedisCacheOptions } from '../../src/cbv/redis-cache.js';
-import { freePort, startRedis, type RedisServer } from '../support/redis.js';
+import { freePort } from '../support/free-port.js';
+import { startRedis, type RedisServer } from '../support/redis.js';
 import type { Verification } from '../../src/cbv/types.js';
 
 const PREFIX = 'milterkit:cbv:';

@@ -9,12 +9,11 @@
  * Needs root (Postfix's master drops privileges itself) and the `postfix` package; see .ci/run.
  */
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from './free-port.js';
 
 export interface PostfixOptions {
   /** Local parts that get a Maildir; every other recipient in `domain` is refused at RCPT (550 5.1.1). */
@@ -315,17 +314,6 @@ function id(flag: '-u' | '-g', user: string): Promise<number> {
       err ? reject(err) : resolve(Number(stdout.trim())),
     );
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, HOST);
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (address === null || typeof address === 'string') throw new Error('no TCP port from the kernel');
-  return address.port;
 }
 
 /**
