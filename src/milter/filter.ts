@@ -54,7 +54,12 @@ export interface MilterFilter {
   header?: Hook<[string, Buffer]>;
   eoh?: Hook<[]>;
   body?: Hook<[Buffer]>;
-  eom?: Hook<[ChangeSet]>;
+  /**
+   * End of message. `signal` is aborted when the time for it is up (the MTA has then been answered with the
+   * fallback, and will retry) or the MTA has gone: work still running should stop, and act on nothing
+   * outside (no notice sent, nothing stored) for a message that was not accepted.
+   */
+  eom?: Hook<[ChangeSet, AbortSignal]>;
   abort?: () => void | Promise<void>;
   close?: () => void | Promise<void>;
   unknown?: Hook<[string]>;

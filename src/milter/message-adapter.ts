@@ -19,7 +19,8 @@ export interface Envelope {
  * `quarantine` holds the message (with its reason) after applying the changes.
  */
 export type TransformResult = { action: 'accept' } | { action: 'quarantine'; reason: string } | { action: 'reject' | 'tempfail'; reply?: string } | { action: 'discard' };
-export type MessageTransform = (message: MimeMessage, envelope: Envelope) => TransformResult | Promise<TransformResult>;
+/** `signal`: aborted when the message's time is up or the MTA has gone (see MilterFilter.eom). */
+export type MessageTransform = (message: MimeMessage, envelope: Envelope, signal: AbortSignal) => TransformResult | Promise<TransformResult>;
 
 /**
  * The engine-agnostic adapter: collects the headers and body chunks of a message, hands the whole message to
@@ -64,9 +65,9 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
       body(chunk) {
         return body.push(chunk);
       },
-      async eom(changes) {
+      async eom(changes, signal) {
         envelope.queueId = context.macro('i');
-        return applyTransform(headers, await body.take(), envelope, transform, changes);
+        return applyTransform(headers, await body.take(), envelope, transform, changes, signal);
       },
       abort() {
         return body.discard();
@@ -109,11 +110,18 @@ function milterValue(header: Header): string {
   return field.slice(header.name.length + 1).replace(/\n$/, '').replace(/^ /, '');
 }
 
-async function applyTransform(headers: readonly [string, Buffer][], body: readonly Buffer[], envelope: Envelope, transform: MessageTransform, changes: ChangeSet): Promise<Verdict> {
+async function applyTransform(
+  headers: readonly [string, Buffer][],
+  body: readonly Buffer[],
+  envelope: Envelope,
+  transform: MessageTransform,
+  changes: ChangeSet,
+  signal: AbortSignal,
+): Promise<Verdict> {
   // Parsed from the blocks as they are: the body is held once, however big.
   const message = parseBlocks([headerBlock(headers), ...body]);
   const before = [...message.root.headers];
-  const result = await transform(message, envelope);
+  const result = await transform(message, envelope, signal);
   if (result.action === 'reject' || result.action === 'tempfail') return result.reply ? { reply: result.reply } : result.action;
   if (result.action === 'discard') return 'discard';
 

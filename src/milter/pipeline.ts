@@ -14,6 +14,12 @@ export interface PipelineState {
   changed: boolean;
   /** The log fields so far (e.g. `defang`, the report header's value). */
   fields: Readonly<Record<string, unknown>>;
+  /**
+   * Aborted when the message's time is up (the MTA was answered with the fallback and will retry) or the
+   * MTA has gone. A plugin that acts outside (sends, stores) checks it first; the pipeline runs no plugin
+   * after it is aborted.
+   */
+  signal: AbortSignal;
 }
 
 /**
@@ -36,14 +42,16 @@ export type MessageLog = (fields: Record<string, unknown>) => void;
 /**
  * Plugins in order, as one transform. The first reject, tempfail or discard ends the pipeline (later
  * plugins do not run); a quarantine is kept and the rest still run (the first reason is the one given).
- * A plugin that throws ends the message with the milter's fallback (tempfail by default), never a pass.
+ * A plugin that throws ends the message with the milter's fallback (tempfail by default), never a pass;
+ * so does running out of time, and no plugin starts after that.
  */
 export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): MessageTransform {
-  return async (message, envelope) => {
+  return async (message, envelope, signal) => {
     const fields: Record<string, unknown> = {};
-    const state: PipelineState = { quarantine: undefined, changed: false, fields };
+    const state: PipelineState = { quarantine: undefined, changed: false, fields, signal };
     let final: TransformResult | undefined;
     for (const plugin of plugins) {
+      signal.throwIfAborted();
       const result = await plugin.check(message, envelope, state);
       Object.assign(fields, result.log);
       state.changed ||= result.changed === true;

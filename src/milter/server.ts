@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { execFileSync } from 'node:child_process';
-import { FrameReader, MilterProtocolError } from './codec.js';
+import { FrameReader } from './codec.js';
 import type { FilterFactory } from './filter.js';
 import { MilterSession, type SessionOptions } from './session.js';
 
@@ -107,13 +107,14 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
             idle.add(socket);
             if (closing) socket.end();
           }
-        }).catch((err: unknown) => (err instanceof MilterProtocolError ? fail(err) : fail(err)));
+        }).catch(fail);
       }
     });
     socket.on('error', () => {});
     socket.on('close', () => {
       sockets.delete(socket);
       idle.delete(socket);
+      session.disconnected();
       void queue.then(() => session.end());
     });
     idle.add(socket);

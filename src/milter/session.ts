@@ -145,6 +145,8 @@ export class MilterSession {
   /** After a final verdict for the message (accept/reject/discard), its remaining events get no hooks. */
   private messageDone = false;
   private closed = false;
+  /** Hooks running now, each with the controller of the signal it was given. */
+  private readonly running = new Set<AbortController>();
   private readonly factory: FilterFactory;
 
   constructor(factory: FilterFactory, options: SessionOptions, send: (frames: Buffer[]) => void) {
@@ -178,14 +180,23 @@ export class MilterSession {
     if (!this.closed) this.send(responses.map(encodeResponse));
   }
 
-  /** Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. */
-  private async run<T>(stage: string, timeoutMs: number, hook: () => T | Promise<T>): Promise<{ failed: false; value: T } | { failed: true }> {
+  /**
+   * Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. The
+   * hook's signal is aborted at the timeout, and when the connection closes while the hook runs.
+   */
+  private async run<T>(stage: string, timeoutMs: number, hook: (signal: AbortSignal) => T | Promise<T>): Promise<{ failed: false; value: T } | { failed: true }> {
     let timer: NodeJS.Timeout | undefined;
+    const controller = new AbortController();
+    this.running.add(controller);
     try {
       const value = await Promise.race([
-        Promise.resolve().then(hook),
+        Promise.resolve(controller.signal).then(hook),
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Timeout(`${stage} took longer than ${timeoutMs} ms`)), timeoutMs);
+          timer = setTimeout(() => {
+            const timeout = new Timeout(`${stage} took longer than ${timeoutMs} ms`);
+            controller.abort(timeout);
+            reject(timeout);
+          }, timeoutMs);
         }),
       ]);
       return { failed: false, value };
@@ -194,6 +205,7 @@ export class MilterSession {
       return { failed: true };
     } finally {
       clearTimeout(timer);
+      this.running.delete(controller);
     }
   }
 
@@ -289,7 +301,7 @@ export class MilterSession {
     }
     const changes = new CollectedChanges(this.actions);
     const eom = this.filter.eom;
-    const outcome = await this.run('eom', this.options.eomTimeoutMs, () => eom.call(this.filter, changes));
+    const outcome = await this.run('eom', this.options.eomTimeoutMs, (signal) => eom.call(this.filter, changes, signal));
     let responses: MilterResponse[];
     try {
       const final = verdictResponse(outcome.failed ? this.options.fallback : (outcome.value as Verdict | void));
@@ -364,6 +376,11 @@ export class MilterSession {
   private async abortMessage(): Promise<void> {
     if (this.inMessage && this.filter.abort) await this.run('abort', this.options.hookTimeoutMs, () => this.filter.abort?.call(this.filter));
     this.resetMessage();
+  }
+
+  /** The MTA closed the connection: whatever a hook is still doing is for nothing. */
+  disconnected(): void {
+    for (const controller of this.running) controller.abort(new Error('the MTA closed the connection'));
   }
 
   /** QUIT or the end of the connection: abort a message in progress, then close the filter. */

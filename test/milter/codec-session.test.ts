@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { encodeFrame, encodeResponse, FrameReader, MilterProtocolError, parseCommand, type MilterResponse } from '../../src/milter/codec.js';
 import type { MilterFilter } from '../../src/milter/filter.js';
 import { Command, Protocol } from '../../src/milter/protocol.js';
+import { messageFilter } from '../../src/milter/message-adapter.js';
+import { pipeline, type MilterPlugin } from '../../src/milter/pipeline.js';
 import { MilterSession, type SessionOptions } from '../../src/milter/session.js';
 
 const z = (...parts: (string | Buffer)[]): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));
@@ -160,6 +162,49 @@ describe('milter session', () => {
     const slow: MilterFilter = { envFrom: () => new Promise(() => {}) };
     const timedOut = await exchange(slow, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0'))], { fallback: 'reject' });
     expect(timedOut.replies.map(([c]) => c).join('')).toBe('Or');
+  });
+
+  it('aborts the end-of-message signal at the timeout: the pipeline starts no plugin after it', async () => {
+    let seen: AbortSignal | undefined;
+    const ran: string[] = [];
+    const slow: MilterPlugin = {
+      name: 'slow',
+      async check(_message, _envelope, state) {
+        seen = state.signal;
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        ran.push('slow');
+        return { action: 'accept' };
+      },
+    };
+    const next: MilterPlugin = { name: 'next', check: () => (ran.push('next'), { action: 'accept' }) };
+    const filter = messageFilter(pipeline([slow, next], () => {}))({ macro: () => undefined });
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<c@d>\0')), encodeFrame(Command.HEADER, z('Subject\0hi\0')), encodeFrame(Command.EOH), encodeFrame(Command.BODY, z('text\r\n')), encodeFrame(Command.BODYEOB)];
+    const { replies, log } = await exchange(filter, frames);
+    expect(replies.at(-1)?.[0]).toBe('t');
+    expect(log).toEqual([{ event: 'filter-error', stage: 'eom', error: 'eom took longer than 200 ms', fallback: 'tempfail' }]);
+    expect(seen?.aborted).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(ran).toEqual(['slow']);
+  });
+
+  it('aborts the signal of a running hook when the MTA closes the connection', async () => {
+    let seen: AbortSignal | undefined;
+    const filter: MilterFilter = {
+      eom: (_changes, signal) =>
+        new Promise((resolve) => {
+          seen = signal;
+          signal.addEventListener('abort', () => resolve('tempfail'));
+        }),
+    };
+    const session = new MilterSession(() => filter, { fallback: 'tempfail', hookTimeoutMs: 5000, eomTimeoutMs: 5000, log: () => {} }, () => {});
+    for (const frame of new FrameReader(1 << 20).push(Buffer.concat([POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0'))]))) await session.handle(frame);
+    const [eom] = new FrameReader(1 << 20).push(encodeFrame(Command.BODYEOB));
+    const running = session.handle(eom as NonNullable<typeof eom>);
+    await new Promise((resolve) => setImmediate(resolve));
+    session.disconnected();
+    await running;
+    expect(seen?.aborted).toBe(true);
+    expect((seen?.reason as Error).message).toBe('the MTA closed the connection');
   });
 
   it('maps custom replies to REPLYCODE, doubling % for Sendmail, and refuses malformed ones', async () => {

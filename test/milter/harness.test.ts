@@ -48,9 +48,9 @@ describe('messageFilter: large bodies', () => {
     try {
       let filesDuringTransform: string[] = [];
       const spilling = messageFilter(
-        async (message, envelope) => {
+        async (message, envelope, signal) => {
           filesDuringTransform = await readdir(directory);
-          return pipeline([defangPlugin({})], () => {})(message, envelope);
+          return pipeline([defangPlugin({})], () => {})(message, envelope, signal);
         },
         { memoryThresholdBytes: 1024, temporaryDirectory: directory },
       );
