@@ -5,10 +5,11 @@
 // Each milter's added cost per message is 1/rate - 1/ceiling. Also the daemon's memory over 10,000 messages.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../test/support/free-port.js';
 import { startPostfix, type PostfixInstance } from '../test/support/postfix.js';
 import type { Area, BenchOptions } from './lib/area.js';
 import { printTable } from './lib/table.js';
@@ -25,14 +26,6 @@ const MEMORY_MESSAGES = 10_000;
 
 type Mode = 'ceiling' | 'milterkit' | 'pymilter';
 type Transport = 'unix' | 'tcp';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -145,7 +145,7 @@ export class MilterSession {
   /** After a final verdict for the message (accept/reject/discard), its remaining events get no hooks. */
   private messageDone = false;
   private closed = false;
-  /** Hooks running now, each with the controller of the signal it was given. */
+  /** The controllers of the signals given to hooks running now (end of message). */
   private readonly running = new Set<AbortController>();
   private readonly factory: FilterFactory;
 
@@ -181,31 +181,42 @@ export class MilterSession {
   }
 
   /**
-   * Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. The
-   * hook's signal is aborted at the timeout, and when the connection closes while the hook runs.
+   * Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. A hook
+   * that answers at once (most header and body hooks) costs no timer: it cannot time out, it held the
+   * thread. One that returns a promise races its timeout. `controller` (end of message) is aborted at the
+   * timeout, and when the connection closes while the hook runs.
    */
-  private async run<T>(stage: string, timeoutMs: number, hook: (signal: AbortSignal) => T | Promise<T>): Promise<{ failed: false; value: T } | { failed: true }> {
+  private async run<T>(stage: string, timeoutMs: number, hook: () => T | PromiseLike<T>, controller?: AbortController): Promise<{ failed: false; value: T } | { failed: true }> {
+    const failed = (err: unknown): { failed: true } => {
+      this.options.log('filter-error', { stage, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
+      return { failed: true };
+    };
+    let answer: T | PromiseLike<T>;
+    try {
+      answer = hook();
+    } catch (err) {
+      return failed(err);
+    }
+    if (typeof (answer as PromiseLike<T> | undefined)?.then !== 'function') return { failed: false, value: answer as T };
     let timer: NodeJS.Timeout | undefined;
-    const controller = new AbortController();
-    this.running.add(controller);
+    if (controller) this.running.add(controller);
     try {
       const value = await Promise.race([
-        Promise.resolve(controller.signal).then(hook),
+        answer,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
             const timeout = new Timeout(`${stage} took longer than ${timeoutMs} ms`);
-            controller.abort(timeout);
+            controller?.abort(timeout);
             reject(timeout);
           }, timeoutMs);
         }),
       ]);
       return { failed: false, value };
     } catch (err) {
-      this.options.log('filter-error', { stage, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
-      return { failed: true };
+      return failed(err);
     } finally {
       clearTimeout(timer);
-      this.running.delete(controller);
+      if (controller) this.running.delete(controller);
     }
   }
 
@@ -301,7 +312,8 @@ export class MilterSession {
     }
     const changes = new CollectedChanges(this.actions);
     const eom = this.filter.eom;
-    const outcome = await this.run('eom', this.options.eomTimeoutMs, (signal) => eom.call(this.filter, changes, signal));
+    const controller = new AbortController();
+    const outcome = await this.run('eom', this.options.eomTimeoutMs, () => eom.call(this.filter, changes, controller.signal), controller);
     let responses: MilterResponse[];
     try {
       const final = verdictResponse(outcome.failed ? this.options.fallback : (outcome.value as Verdict | void));
