@@ -346,7 +346,7 @@ function rebuild(html: string, report: Report, inspectComments: boolean): string
           styleText.push(text);
           return;
         }
-        const clean = text.replace(/\0/g, '');
+        const clean = withoutNul(text);
         if (/\S/.test(clean)) {
           // Text does not belong in the head: a browser would close it here.
           if (top()?.name === 'head') closeTop();
@@ -428,7 +428,7 @@ function filterAttributes(element: string, attribs: Record<string, string>, repo
   let out = '';
   let externalLink = false;
   for (const [name, raw] of Object.entries(attribs)) {
-    const value = raw.replace(/\0/g, '');
+    const value = withoutNul(raw);
     const allowed = specific !== undefined && (GLOBAL_ATTRIBUTES.includes(name) || specific.includes(name));
     if (name === 'style') {
       const css = filterDeclarations(stripCssComments(value), report).join('; ');
@@ -475,12 +475,20 @@ function checkUrl(value: string, policy: UrlPolicy, report: Report): string | un
   return undefined;
 }
 
+const URL_SCHEME = /^([a-z][a-z0-9+.-]*):/i;
+const PRINTABLE_ASCII = /^[\x21-\x7e]*$/;
+
 /**
  * The scheme as a browser reads it (`exact`), and as read after removing anything that could hide one (`loose`:
  * compatibility forms folded, all whitespace, controls and invisible characters removed), both in lower case.
  */
 function urlSchemes(url: string): { exact: string | undefined; loose: string | undefined } {
-  const scheme = /^([a-z][a-z0-9+.-]*):/i;
+  // Printable ASCII has nothing to strip or fold: both readings are the plain one (most URLs, most values).
+  if (PRINTABLE_ASCII.test(url)) {
+    const plain = url.includes(':') ? URL_SCHEME.exec(url)?.[1]?.toLowerCase() : undefined;
+    return { exact: plain, loose: plain };
+  }
+  const scheme = URL_SCHEME;
   const exact = scheme.exec(trimWhere(url.replace(/[\t\n\r]/g, ''), (c) => c <= 0x20))?.[1]?.toLowerCase();
   const loose = scheme.exec(url.normalize('NFKC').replace(INVISIBLE, ''))?.[1]?.toLowerCase();
   return { exact, loose };
@@ -490,12 +498,23 @@ function urlSchemes(url: string): { exact: string | undefined; loose: string | u
 // Escaping
 // ---------------------------------------------------------------------------------------------------------------
 
+// Most text and values need no escaping: a test first spares them the replace and its callback.
+const TEXT_SPECIALS = /[&<>]/;
+const ATTRIBUTE_SPECIALS = /[&<>"]/;
+const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+const escapeOne = (c: string): string => ESCAPES[c] as string;
+
 function escapeText(text: string): string {
-  return text.replace(/[&<>]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : '&gt;'));
+  return TEXT_SPECIALS.test(text) ? text.replace(/[&<>]/g, escapeOne) : text;
 }
 
 function escapeAttribute(value: string): string {
-  return value.replace(/[&<>"]/g, (c) => (c === '&' ? '&amp;' : c === '<' ? '&lt;' : c === '>' ? '&gt;' : '&quot;'));
+  return ATTRIBUTE_SPECIALS.test(value) ? value.replace(/[&<>"]/g, escapeOne) : value;
+}
+
+/** NUL is dropped from text and attribute values (browsers turn it into U+FFFD or drop it). */
+function withoutNul(text: string): string {
+  return text.includes('\0') ? text.replace(/\0/g, '') : text;
 }
 
 /** Names in reports come from the mail: printable ASCII only, bounded. */
