@@ -23,6 +23,7 @@ const CONCURRENCY = 10;
 const SIZES = [2048, 102_400, 1_048_576];
 const COUNTS: Record<number, number> = { 2048: 2000, 102_400: 1000, 1_048_576: 200 };
 const MEMORY_MESSAGES = 10_000;
+const WARM_UP_MESSAGES = 3000;
 
 type Mode = 'ceiling' | 'milterkit' | 'pymilter';
 type Transport = 'unix' | 'tcp';
@@ -113,7 +114,9 @@ async function setUp(mode: Mode, transport: Transport, sinkPort: number): Promis
     milter: milter?.spec,
     extraMainCf: { virtual_transport: `smtp:[127.0.0.1]:${sinkPort}`, message_size_limit: String(32 << 20), smtp_tls_security_level: 'none' },
   });
-  await send(postfix, 50, 2048); // warm-up: processes started, code paths compiled
+  // Warm-up: Postfix's processes started, and a JIT-compiled milter at its steady state (a daemon runs for
+  // months; its first few thousand messages also pay for compiling its code).
+  await send(postfix, WARM_UP_MESSAGES, 2048);
   await until(() => queueEmpty(postfix), 'the queue to drain', 60_000);
   return {
     postfix,
@@ -126,13 +129,24 @@ async function setUp(mode: Mode, transport: Transport, sinkPort: number): Promis
   };
 }
 
-async function rate(setup: Setup, size: number, count: number, repeats: number): Promise<number> {
+/** CPU seconds (user + system, all threads) a process has used so far. */
+function cpuSeconds(pid: number): number {
+  // "pid (comm) state ppid ..." : utime and stime are fields 14 and 15, counted after the last ')'.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** Messages per second, and the milter's CPU milliseconds per message; medians of `repeats` runs. */
+async function rate(setup: Setup, size: number, count: number, repeats: number): Promise<{ rate: number; cpuMs: number | undefined }> {
   const rates: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < repeats; i++) {
+    const before = setup.milter ? cpuSeconds(setup.milter.pid) : 0;
     rates.push(count / (await send(setup.postfix, count, size)));
     await until(() => queueEmpty(setup.postfix), 'the queue to drain', 120_000);
+    if (setup.milter) cpu.push(((cpuSeconds(setup.milter.pid) - before) * 1000) / count);
   }
-  return median(rates);
+  return { rate: median(rates), cpuMs: cpu.length > 0 ? median(cpu) : undefined };
 }
 
 async function run(options: BenchOptions): Promise<void> {
@@ -148,6 +162,7 @@ async function run(options: BenchOptions): Promise<void> {
   const sink = spawn(SMTP_SINK, ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
   await until(() => connectable({ port: sinkPort }), 'smtp-sink');
   const rates = new Map<string, number>();
+  const cpuMs = new Map<string, number>();
   let memory: { afterWarmUp: number; after1000: number; atEnd: number } | undefined;
   try {
     for (const transport of ['unix', 'tcp'] as Transport[]) {
@@ -158,8 +173,9 @@ async function run(options: BenchOptions): Promise<void> {
           for (const size of SIZES) {
             const count = Math.max(20, Math.round((COUNTS[size] as number) * scale));
             const r = await rate(setup, size, count, repeats);
-            rates.set(`${mode}/${transport}/${size}`, r);
-            console.error(`[bench milter] ${mode} ${transport} ${size} B: ${r.toFixed(1)} msg/s`);
+            rates.set(`${mode}/${transport}/${size}`, r.rate);
+            if (r.cpuMs !== undefined) cpuMs.set(`${mode}/${transport}/${size}`, r.cpuMs);
+            console.error(`[bench milter] ${mode} ${transport} ${size} B: ${r.rate.toFixed(1)} msg/s`);
           }
           if (mode === 'milterkit' && transport === 'unix' && setup.milter) {
             const afterWarmUp = rssKiB(setup.milter.pid);
@@ -179,7 +195,7 @@ async function run(options: BenchOptions): Promise<void> {
     sink.kill();
   }
 
-  console.log(`\n## milter: messages/s through Postfix (smtp-source -> Postfix -> smtp-sink), concurrency ${CONCURRENCY}, median of ${repeats}\n`);
+  console.log(`\n## milter: messages/s through Postfix (smtp-source -> Postfix -> smtp-sink), concurrency ${CONCURRENCY}, median of ${repeats}, after ${WARM_UP_MESSAGES} warm-up messages\n`);
   const rows: string[][] = [];
   for (const transport of ['unix', 'tcp'] as Transport[]) {
     for (const size of SIZES) {
@@ -196,10 +212,11 @@ async function run(options: BenchOptions): Promise<void> {
         theirs === undefined ? '-' : added(theirs).toFixed(2),
         theirs === undefined ? '-' : `${(added(theirs) / Math.max(added(ours), 1e-9)).toFixed(1)}x`,
         `${((100 * ours) / ceiling).toFixed(0)}%`,
+        `${cpuMs.get(`milterkit/${transport}/${size}`)?.toFixed(2) ?? '-'} / ${cpuMs.get(`pymilter/${transport}/${size}`)?.toFixed(2) ?? '-'}`,
       ]);
     }
   }
-  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling'], rows);
+  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'milter CPU ms/msg, ours / pymilter'], rows);
   if (memory) console.log(`\nmilterkit daemon RSS (unix, 2 KB messages): ${(memory.afterWarmUp / 1024).toFixed(0)} MiB after warm-up, ${(memory.after1000 / 1024).toFixed(0)} MiB after 1,000 more, ${(memory.atEnd / 1024).toFixed(0)} MiB after ${options.quick ? '2,000' : '10,000'}`);
   console.log('(targets: added cost at most half of pymilter\'s; within 25% of the ceiling at 100 KB; memory flat)');
 }
