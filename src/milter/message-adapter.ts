@@ -20,7 +20,13 @@ export interface Envelope {
  */
 export type TransformResult = { action: 'accept' } | { action: 'quarantine'; reason: string } | { action: 'reject' | 'tempfail'; reply?: string } | { action: 'discard' };
 /** `signal`: aborted when the message's time is up or the MTA has gone (see MilterFilter.eom). */
-export type MessageTransform = (message: MimeMessage, envelope: Envelope, signal: AbortSignal) => TransformResult | Promise<TransformResult>;
+export type MessageTransform = ((message: MimeMessage, envelope: Envelope, signal: AbortSignal) => TransformResult | Promise<TransformResult>) & {
+  /**
+   * Called at MAIL FROM, when the sender is known and the message is not: work that can start early
+   * (a callback probe) overlaps with the transfer of the message. Not waited for.
+   */
+  begin?(envelope: Readonly<Envelope>): void;
+};
 
 /**
  * The engine-agnostic adapter: collects the headers and body chunks of a message, hands the whole message to
@@ -55,6 +61,7 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         headers = [];
         await body.discard();
         envelope = { sender, recipients: [], client: { address, helo }, queueId: undefined };
+        transform.begin?.(envelope);
       },
       envRcpt(recipient) {
         envelope.recipients.push(recipient);

@@ -29,6 +29,11 @@ export interface PipelineState {
 export interface MilterPlugin {
   readonly name: string;
   check(message: MimeMessage, envelope: Envelope, state: PipelineState): PluginResult | Promise<PluginResult>;
+  /**
+   * Called at MAIL FROM (sender known, recipients and message not yet) to start work that `check` will
+   * pick up, such as a callback probe. Not waited for; `check` runs whatever happened here.
+   */
+  begin?(envelope: Readonly<Envelope>): void;
   /** Releases what the plugin holds (connections, caches) when the daemon stops. */
   close?(): Promise<void>;
 }
@@ -46,7 +51,7 @@ export type MessageLog = (fields: Record<string, unknown>) => void;
  * so does running out of time, and no plugin starts after that.
  */
 export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): MessageTransform {
-  return async (message, envelope, signal) => {
+  const transform: MessageTransform = async (message, envelope, signal) => {
     const fields: Record<string, unknown> = {};
     const state: PipelineState = { quarantine: undefined, changed: false, fields, signal };
     let final: TransformResult | undefined;
@@ -67,4 +72,8 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Mes
     if (final) return final;
     return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
   };
+  transform.begin = (envelope) => {
+    for (const plugin of plugins) plugin.begin?.(envelope);
+  };
+  return transform;
 }

@@ -1,5 +1,6 @@
 import { closeVerificationCaches, verifyAddress, type Verification, type VerifyOptions } from '../../cbv/index.js';
 import { routedResolver } from '../../smtp/routed-resolver.js';
+import type { Envelope } from '../message-adapter.js';
 import type { MilterPlugin } from '../pipeline.js';
 
 export interface CbvPluginOptions extends VerifyOptions {
@@ -26,14 +27,23 @@ function reportValue(v: Verification): string {
  * Callback verification of the envelope sender (see src/cbv): asks the sender domain's MX whether the
  * mailbox exists, adds a report header, and optionally refuses invalid senders. Bounces (null sender)
  * are not checked. Results are cached (in memory, or in Redis for a fleet: `cache: 'redis://…'`).
+ * The probe starts at MAIL FROM, while the client sends the message, and end of message picks up its
+ * answer (the probe in flight, or the cache) — unless caching is off (`cache: false`), where an early
+ * probe finished before end of message would be made a second time.
  */
 export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
   const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, routes, ...rest } = options;
   const verifyOptions: VerifyOptions = routes ? { ...rest, resolver: routedResolver(routes, rest.resolver) } : rest;
+  const senderOf = (envelope: Readonly<Envelope>): string => envelope.sender.trim().replace(/^<(.*)>$/, '$1');
   return {
     name: 'cbv',
+    begin(envelope) {
+      const sender = senderOf(envelope);
+      // verifyAddress never throws: nothing to catch.
+      if (sender !== '' && verifyOptions.cache !== false) void verifyAddress(sender, verifyOptions);
+    },
     async check(message, envelope) {
-      const sender = envelope.sender.trim().replace(/^<(.*)>$/, '$1');
+      const sender = senderOf(envelope);
       const forged = header ? message.headers.remove(header) : 0;
       if (sender === '') return { action: 'accept', changed: forged > 0, log: { cbv: 'skipped (null sender)' } };
       const v = await verifyAddress(sender, verifyOptions);
