@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
@@ -110,6 +113,25 @@ describe('milterkit milter (the daemon) behind a real Sendmail', () => {
     expect(defangedBytes?.includes(Buffer.from('\r\nSubject: Rechnung für Sie\r\n', 'utf8'))).toBe(true);
     const defanged = parseMessage(defangedBytes as Buffer);
     expect(defanged.part('2')?.filename).toBe('WARNING.txt');
+  });
+
+  it('works over a unix socket too, wired as the README shows (S=unix:/path)', async () => {
+    const before = relayed.length;
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-sendmail-unix-'));
+    const socketPath = join(dir, 'milter.sock');
+    const unixDaemon = await startDaemon(['--listen', `unix:${socketPath}`, '--socket-mode', '660']);
+    const viaUnix = await startSendmail({ milter: `unix:${socketPath}`, relayPort: (relay.server.address() as { port: number }).port });
+    try {
+      expect(await sendMessage(viaUnix.port, dangerous('over unix'))).toMatch(/^250 /);
+      const delivered = parseMessage((await waitForRelayed(before + 1)).slice(before)[0] as Buffer);
+      expect(delivered.headers.get('subject')).toBe('over unix');
+      expect(delivered.part('2')?.filename).toBe('WARNING.txt');
+      expect(unixDaemon.lines.filter((l) => l.event === 'message').map((l) => l.verdict)).toEqual(['changed']);
+    } finally {
+      await viaUnix.stop();
+      expect(await unixDaemon.stop()).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('replaces a 3 MB body in several chunks and passes a clean one of the same size untouched', async () => {
