@@ -102,6 +102,12 @@ async function runWorker(config: MilterConfig, baseDirectory: string): Promise<n
 
 function startServer(config: MilterConfig, plugins: MilterPlugin[], stats: MilterStats): Promise<MilterServer> {
   const transform = pipeline(plugins, (fields) => {
+    // A refusal at RCPT is not a message (there is none yet): its own event, as Postfix's NOQUEUE lines.
+    if (fields.stage === 'rcpt') {
+      stats.recordRefusedRecipient();
+      log('recipient-refused', fields);
+      return;
+    }
     stats.recordMessage(fields.verdict as MessageVerdict);
     log('message', fields);
   });

@@ -26,7 +26,14 @@ export type MessageTransform = ((message: MimeMessage, envelope: Envelope, signa
    * (a callback probe) overlaps with the transfer of the message. Not waited for.
    */
   begin?(envelope: Readonly<Envelope>): void;
+  /**
+   * Called at each RCPT TO, before the message: a reject or tempfail refuses that recipient with its
+   * reply. Having it makes the MTA wait for an answer to every RCPT.
+   */
+  recipient?(envelope: Readonly<Envelope>, recipient: string): RecipientResult | Promise<RecipientResult>;
 };
+/** What becomes of one recipient: undefined lets it through. */
+export type RecipientResult = Extract<TransformResult, { action: 'reject' | 'tempfail' }> | undefined;
 
 /**
  * The engine-agnostic adapter: collects the headers and body chunks of a message, hands the whole message to
@@ -49,8 +56,9 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
     let helo: string | undefined;
     let address: string | undefined;
     return {
-      // Every hook before end of message only collects: the MTA need not wait for any of them.
-      noReply: ['connect', 'helo', 'envFrom', 'envRcpt', 'header', 'body'],
+      // Every hook before end of message only collects: the MTA need not wait for any of them — but for
+      // RCPT when the transform may refuse recipients.
+      noReply: transform.recipient ? ['connect', 'helo', 'envFrom', 'header', 'body'] : ['connect', 'helo', 'envFrom', 'envRcpt', 'header', 'body'],
       connect(info) {
         address = info.address;
       },
@@ -63,8 +71,11 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         envelope = { sender, recipients: [], client: { address, helo }, queueId: undefined };
         transform.begin?.(envelope);
       },
-      envRcpt(recipient) {
+      async envRcpt(recipient) {
+        const refused = await transform.recipient?.(envelope, recipient);
+        if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
         envelope.recipients.push(recipient);
+        return 'continue';
       },
       header(name, value) {
         headers.push([name, value]);

@@ -1,11 +1,13 @@
 import type { MimeMessage } from '../mime/message.js';
-import type { Envelope, MessageTransform, TransformResult } from './message-adapter.js';
+import type { Envelope, MessageTransform, RecipientResult, TransformResult } from './message-adapter.js';
 
 /**
  * What a plugin says about a message: what becomes of it, whether it changed the message, and the
  * fields it adds to the message's log line (e.g. `{ defang: 'changed; …' }`).
  */
 export type PluginResult = TransformResult & { changed?: boolean; log?: Record<string, unknown> };
+/** A plugin's word on one recipient: undefined lets it through; the log fields go on the refusal's line. */
+export type PluginRecipientResult = (NonNullable<RecipientResult> & { log?: Record<string, unknown> }) | undefined;
 
 /** What the plugins before this one decided about the message. */
 export interface PipelineState {
@@ -34,6 +36,12 @@ export interface MilterPlugin {
    * pick up, such as a callback probe. Not waited for; `check` runs whatever happened here.
    */
   begin?(envelope: Readonly<Envelope>): void;
+  /**
+   * Called at each RCPT TO, before the message: a reject or tempfail refuses that recipient with its
+   * reply, as Postfix's reject_unverified_sender does. A plugin that has it makes the MTA wait for an
+   * answer to every RCPT; one that has nothing to say about recipients should not have it.
+   */
+  recipient?(envelope: Readonly<Envelope>, recipient: string): PluginRecipientResult | Promise<PluginRecipientResult>;
   /** Releases what the plugin holds (connections, caches) when the daemon stops. */
   close?(): Promise<void>;
 }
@@ -41,7 +49,10 @@ export interface MilterPlugin {
 /** The verdict of a whole message, as logged. */
 export type MessageVerdict = 'clean' | 'changed' | 'quarantine' | 'reject' | 'tempfail' | 'discard';
 
-/** Receives one record per message: envelope facts, the verdict, and each plugin's fields. */
+/**
+ * Receives one record per message: envelope facts, the verdict, and each plugin's fields; and one per
+ * recipient refused at RCPT, marked `stage: 'rcpt'` (there is no message then).
+ */
 export type MessageLog = (fields: Record<string, unknown>) => void;
 
 /**
@@ -75,5 +86,18 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Mes
   transform.begin = (envelope) => {
     for (const plugin of plugins) plugin.begin?.(envelope);
   };
+  const judges = plugins.filter((plugin) => plugin.recipient !== undefined);
+  if (judges.length > 0) {
+    // A refused recipient gets its own log line, as Postfix logs "NOQUEUE: reject: RCPT" once per recipient.
+    transform.recipient = async (envelope, recipient) => {
+      for (const plugin of judges) {
+        const refused = await plugin.recipient?.(envelope, recipient);
+        if (!refused) continue;
+        log({ stage: 'rcpt', sender: envelope.sender, recipient, client: envelope.client.address, verdict: refused.action, ...refused.log });
+        return refused;
+      }
+      return undefined;
+    };
+  }
   return transform;
 }

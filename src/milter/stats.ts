@@ -5,6 +5,8 @@ export interface StatsSnapshot {
   uptimeSeconds: number;
   messages: number;
   verdicts: Partial<Record<MessageVerdict, number>>;
+  /** Recipients refused at RCPT, before any message (e.g. an invalid sender, verified by callback). */
+  recipientsRefused: number;
   /** Filter errors and timeouts (each answered with the fallback). */
   filterErrors: number;
   protocolErrors: number;
@@ -16,12 +18,17 @@ export class MilterStats {
   private readonly started = Date.now();
   private messages = 0;
   private readonly verdicts: Partial<Record<MessageVerdict, number>> = {};
+  private recipientsRefused = 0;
   private filterErrors = 0;
   private protocolErrors = 0;
 
   recordMessage(verdict: MessageVerdict): void {
     this.messages++;
     this.verdicts[verdict] = (this.verdicts[verdict] ?? 0) + 1;
+  }
+
+  recordRefusedRecipient(): void {
+    this.recipientsRefused++;
   }
 
   /** Counts the server's error events; other events are ignored. */
@@ -35,6 +42,7 @@ export class MilterStats {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       messages: this.messages,
       verdicts: { ...this.verdicts },
+      recipientsRefused: this.recipientsRefused,
       filterErrors: this.filterErrors,
       protocolErrors: this.protocolErrors,
       connections,
@@ -45,10 +53,11 @@ export class MilterStats {
 
 /** Several workers' snapshots as one (the cluster's view): counts added, uptime the longest. */
 export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot {
-  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, filterErrors: 0, protocolErrors: 0, connections: 0, rssBytes: 0 };
+  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, recipientsRefused: 0, filterErrors: 0, protocolErrors: 0, connections: 0, rssBytes: 0 };
   for (const s of snapshots) {
     total.uptimeSeconds = Math.max(total.uptimeSeconds, s.uptimeSeconds);
     total.messages += s.messages;
+    total.recipientsRefused += s.recipientsRefused;
     total.filterErrors += s.filterErrors;
     total.protocolErrors += s.protocolErrors;
     total.connections += s.connections;

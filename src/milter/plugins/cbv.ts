@@ -1,7 +1,7 @@
 import { closeVerificationCaches, verifyAddress, type Verification, type VerifyOptions } from '../../cbv/index.js';
 import { routedResolver } from '../../smtp/routed-resolver.js';
 import type { Envelope } from '../message-adapter.js';
-import type { MilterPlugin } from '../pipeline.js';
+import type { MilterPlugin, PluginRecipientResult } from '../pipeline.js';
 
 export interface CbvPluginOptions extends VerifyOptions {
   /** The report header, replacing any copy the message came with (a sender could forge it). Default 'X-Milterkit-CBV'; false: none. */
@@ -10,6 +10,12 @@ export interface CbvPluginOptions extends VerifyOptions {
   rejectInvalid?: boolean;
   /** Ask the client to retry when the check could not finish (450 4.1.7). Default false: report only. */
   tempfailOnTempfail?: boolean;
+  /**
+   * Give those refusals in reply to each RCPT, before the message is sent, as Postfix's
+   * reject_unverified_sender does, instead of after it. The MTA then waits for an answer to every RCPT.
+   * Default false.
+   */
+  refuseAtRcpt?: boolean;
   /** Domains verified at fixed hosts instead of their MX (an internal hub DNS does not publish), as transport_maps. */
   routes?: Record<string, string>;
 }
@@ -25,33 +31,48 @@ function reportValue(v: Verification): string {
 
 /**
  * Callback verification of the envelope sender (see src/cbv): asks the sender domain's MX whether the
- * mailbox exists, adds a report header, and optionally refuses invalid senders. Bounces (null sender)
- * are not checked. Results are cached (in memory, or in Redis for a fleet: `cache: 'redis://…'`).
- * The probe starts at MAIL FROM, while the client sends the message, and end of message picks up its
- * answer (the probe in flight, or the cache) — unless caching is off (`cache: false`), where an early
- * probe finished before end of message would be made a second time.
+ * mailbox exists, adds a report header, and optionally refuses invalid senders — after the message, or
+ * at RCPT. Bounces (null sender) are not checked. Results are cached (in memory, or in Redis for a fleet:
+ * `cache: 'redis://…'`). The probe starts at MAIL FROM, while the client goes on, and one probe serves
+ * the whole transaction (every RCPT and the end of message).
  */
 export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
-  const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, routes, ...rest } = options;
+  const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, refuseAtRcpt = false, routes, ...rest } = options;
   const verifyOptions: VerifyOptions = routes ? { ...rest, resolver: routedResolver(routes, rest.resolver) } : rest;
   const senderOf = (envelope: Readonly<Envelope>): string => envelope.sender.trim().replace(/^<(.*)>$/, '$1');
+  // One verification per transaction: the adapter makes a new envelope at each MAIL FROM.
+  const verifications = new WeakMap<Readonly<Envelope>, Promise<Verification>>();
+  const verification = (envelope: Readonly<Envelope>): Promise<Verification> => {
+    let pending = verifications.get(envelope);
+    if (!pending) {
+      pending = verifyAddress(senderOf(envelope), verifyOptions);
+      verifications.set(envelope, pending);
+    }
+    return pending;
+  };
+  const logFields = (v: Verification): Record<string, unknown> => ({ cbv: v.result, cbvDetail: v.detail, cbvMs: v.durationMs, cbvCached: v.fromCache });
+  /** The refusal the options ask for, if any. */
+  const refusal = (v: Verification): PluginRecipientResult => {
+    const log = logFields(v);
+    if (rejectInvalid && v.result === 'invalid') return { action: 'reject', reply: CBV_REJECT_REPLY, log };
+    if (tempfailOnTempfail && v.result === 'tempfail') return { action: 'tempfail', reply: CBV_TEMPFAIL_REPLY, log };
+    return undefined;
+  };
   return {
     name: 'cbv',
     begin(envelope) {
-      const sender = senderOf(envelope);
       // verifyAddress never throws: nothing to catch.
-      if (sender !== '' && verifyOptions.cache !== false) void verifyAddress(sender, verifyOptions);
+      if (senderOf(envelope) !== '') void verification(envelope);
     },
+    ...(refuseAtRcpt ? { recipient: async (envelope: Readonly<Envelope>) => (senderOf(envelope) === '' ? undefined : refusal(await verification(envelope))) } : {}),
     async check(message, envelope) {
-      const sender = senderOf(envelope);
       const forged = header ? message.headers.remove(header) : 0;
-      if (sender === '') return { action: 'accept', changed: forged > 0, log: { cbv: 'skipped (null sender)' } };
-      const v = await verifyAddress(sender, verifyOptions);
-      const log = { cbv: v.result, cbvDetail: v.detail, cbvMs: v.durationMs, cbvCached: v.fromCache };
-      if (rejectInvalid && v.result === 'invalid') return { action: 'reject', reply: CBV_REJECT_REPLY, log };
-      if (tempfailOnTempfail && v.result === 'tempfail') return { action: 'tempfail', reply: CBV_TEMPFAIL_REPLY, log };
+      if (senderOf(envelope) === '') return { action: 'accept', changed: forged > 0, log: { cbv: 'skipped (null sender)' } };
+      const v = await verification(envelope);
+      const refused = refusal(v);
+      if (refused) return refused;
       if (header) message.headers.add(header, reportValue(v));
-      return { action: 'accept', changed: header !== false || forged > 0, log };
+      return { action: 'accept', changed: header !== false || forged > 0, log: logFields(v) };
     },
     close: closeVerificationCaches,
   };
