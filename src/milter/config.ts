@@ -125,6 +125,9 @@ function validatePluginConfig(value: unknown, where: string): PluginConfig {
       return entry as PluginConfig;
     case 'cbv':
       for (const key of Object.keys(entry)) if (!CBV_KEYS.has(key)) fail(`unknown key "${key}"`);
+      if (entry.cache !== undefined && entry.cache !== false && !(typeof entry.cache === 'string' && /^rediss?:\/\//i.test(entry.cache))) {
+        fail('cache must be false or a redis:// or rediss:// URL');
+      }
       return entry as PluginConfig;
     case 'notify':
       for (const key of Object.keys(entry)) if (!NOTIFY_KEYS.has(key)) fail(`unknown key "${key}"`);

@@ -22,8 +22,10 @@ export type TransformResult = { action: 'accept' } | { action: 'quarantine'; rea
 /** `signal`: aborted when the message's time is up or the MTA has gone (see MilterFilter.eom). */
 export type MessageTransform = ((message: MimeMessage, envelope: Envelope, signal: AbortSignal) => TransformResult | Promise<TransformResult>) & {
   /**
-   * Called at MAIL FROM, when the sender is known and the message is not: work that can start early
-   * (a callback probe) overlaps with the transfer of the message. Not waited for.
+   * Called at the first recipient the MTA accepts, when the sender is known and the message is not: work
+   * that can start early (a callback probe) overlaps with the transfer of the message. Not at MAIL FROM:
+   * the MTA has not yet checked recipients and relaying then, and any client could set probes going.
+   * Not waited for.
    */
   begin?(envelope: Readonly<Envelope>): void;
   /**
@@ -69,12 +71,12 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         headers = [];
         await body.discard();
         envelope = { sender, recipients: [], client: { address, helo }, queueId: undefined };
-        transform.begin?.(envelope);
       },
       async envRcpt(recipient) {
         const refused = await transform.recipient?.(envelope, recipient);
         if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
         envelope.recipients.push(recipient);
+        if (envelope.recipients.length === 1) transform.begin?.(envelope);
         return 'continue';
       },
       header(name, value) {

@@ -32,8 +32,9 @@ export interface MilterPlugin {
   readonly name: string;
   check(message: MimeMessage, envelope: Envelope, state: PipelineState): PluginResult | Promise<PluginResult>;
   /**
-   * Called at MAIL FROM (sender known, recipients and message not yet) to start work that `check` will
-   * pick up, such as a callback probe. Not waited for; `check` runs whatever happened here.
+   * Called at the first recipient the MTA accepts (sender known, message not yet) to start work that
+   * `check` will pick up, such as a callback probe. Not waited for: what fails here is for `check` to
+   * meet (and to turn into a verdict, or the fallback).
    */
   begin?(envelope: Readonly<Envelope>): void;
   /**
@@ -77,6 +78,8 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Mes
         break;
       }
     }
+    // The time ran out during the last plugin: the MTA has the fallback, so no verdict is logged.
+    signal.throwIfAborted();
     const { quarantine, changed } = state;
     const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
     log({ queueId: envelope.queueId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address, verdict, ...fields });
@@ -84,7 +87,11 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Mes
     return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
   };
   transform.begin = (envelope) => {
-    for (const plugin of plugins) plugin.begin?.(envelope);
+    for (const plugin of plugins) {
+      // An async begin is not waited for either: its failure is check()'s to meet, not the process's.
+      const started: unknown = plugin.begin?.(envelope);
+      if (started instanceof Promise) started.catch(() => undefined);
+    }
   };
   const judges = plugins.filter((plugin) => plugin.recipient !== undefined);
   if (judges.length > 0) {

@@ -147,6 +147,8 @@ export class MilterSession {
   private closed = false;
   /** The controllers of the signals given to hooks running now (end of message). */
   private readonly running = new Set<AbortController>();
+  /** The MTA closed the connection: a hook that starts now (an end of message still queued) is for nothing. */
+  private gone = false;
   private readonly factory: FilterFactory;
 
   constructor(factory: FilterFactory, options: SessionOptions, send: (frames: Buffer[]) => void) {
@@ -191,6 +193,8 @@ export class MilterSession {
       this.options.log('filter-error', { stage, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
       return { failed: true };
     };
+    // Aborted before it starts when the MTA is already gone (an end of message that was still queued).
+    if (controller && this.gone) controller.abort(new Error('the MTA closed the connection'));
     let answer: T | PromiseLike<T>;
     try {
       answer = hook();
@@ -392,6 +396,7 @@ export class MilterSession {
 
   /** The MTA closed the connection: whatever a hook is still doing is for nothing. */
   disconnected(): void {
+    this.gone = true;
     for (const controller of this.running) controller.abort(new Error('the MTA closed the connection'));
   }
 

@@ -29,6 +29,8 @@ const REPLY_LINE = /^([2-5]\d\d)([ -]?)(.*)$/;
 /** A reply line longer than this is not SMTP: give up rather than buffer without end. */
 const MAX_LINE = 4096;
 const MAX_LINES = 100;
+/** setTimeout's largest delay (about 24.8 days); a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * A client SMTP session for probes: line-buffered replies (multi-line, split across TCP segments, one byte at
@@ -61,7 +63,7 @@ export class SmtpSession {
     this.deadlineTimer = setTimeout(() => {
       this.failure ??= new SmtpTimeoutError(this.stage);
       this.wake();
-    }, Math.max(0, deadline - Date.now()));
+    }, Math.min(MAX_TIMER_MS, Math.max(0, deadline - Date.now())));
     this.listen(socket);
   }
 
@@ -159,7 +161,13 @@ export class SmtpSession {
         else this.waiter = check;
       };
       check();
-      if (this.waiter === check && timeoutMs < this.deadline - Date.now()) timer = setTimeout(() => settle(new SmtpTimeoutError(stage)), timeoutMs);
+      if (this.waiter === check && timeoutMs < this.deadline - Date.now()) {
+        timer = setTimeout(() => {
+          // A reply that comes later would be read as the next command's: the session is done.
+          this.failure ??= new SmtpTimeoutError(stage);
+          settle(this.failure);
+        }, timeoutMs);
+      }
     });
   }
 

@@ -202,6 +202,21 @@ describe('verifyAddress against scripted SMTP servers', () => {
     expect(s.sessions[0]?.filter((c) => c !== 'QUIT' && !c.startsWith('EHLO'))).toEqual(['MAIL FROM:<>', 'RCPT TO:<good@example.test>', 'RSET', 'MAIL FROM:<>', 'RCPT TO:<bad@example.test>', 'RSET', 'MAIL FROM:<>', 'RCPT TO:<also@example.test>']);
   });
 
+  it('ends a session whose reply came too late, so that no later reply is read as another command\'s', async () => {
+    // bob's MAIL is refused for now, and the 503 to the RCPT sent with it comes after the command timeout:
+    // read later, it would pass for the catch-all probe's RSET reply and shift every reply after it.
+    let mails = 0;
+    const s = await server({
+      capabilities: ['PIPELINING'],
+      reply: (line) => {
+        if (line.startsWith('MAIL')) return ++mails === 2 ? '452 4.3.1 try again later' : undefined;
+        return line === 'RCPT TO:<bob@example.test>' ? { delayMs: 600, reply: '503 5.5.1 need MAIL' } : undefined;
+      },
+    });
+    const results = await verifyAddresses(['alice@example.test', 'bob@example.test'], setup(s.port, { commandTimeoutMs: 300, detectCatchAll: true }));
+    expect(results.map((r) => [r.result, r.detail])).toEqual([['valid', undefined], ['tempfail', 'temporary']]);
+  });
+
   it('with PIPELINING, a refused null sender answers for every address, and the RCPT sent with it is not misread', async () => {
     const s = await server({ capabilities: ['PIPELINING'], reply: (line) => (line.startsWith('MAIL') ? '550 5.7.1 no bounces here' : line.startsWith('RCPT') ? '503 5.5.1 need MAIL' : undefined) });
     const results = await verifyAddresses(['a@example.test', 'b@example.test'], setup(s.port));

@@ -30,7 +30,7 @@ async function until(condition: () => boolean, what: string, timeoutMs = 5000): 
 }
 
 describe('cbv plugin in a milter session', () => {
-  it('starts the probe at MAIL FROM, before the message arrives, and uses its answer at end of message', async () => {
+  it('starts the probe at the first accepted RCPT, before the message arrives, and uses its answer at end of message', async () => {
     const mx = await scriptedServer();
     servers.push(mx);
     const plugin = cbvPlugin({
@@ -46,9 +46,10 @@ describe('cbv plugin in a milter session', () => {
     const session = new MilterSession(messageFilter(pipeline([plugin], () => {})), { fallback: 'tempfail', hookTimeoutMs: 5000, eomTimeoutMs: 5000, log: () => {} }, (frames) => sent.push(...frames));
     await session.handle(frame(encodeFrame(Command.OPTNEG, Buffer.concat([u32(6), u32(0x1ff), u32(0x1fffff)]))));
     await session.handle(frame(encodeFrame(Command.MAIL, z('<alice@example.test>\0'))));
+    await session.handle(frame(encodeFrame(Command.RCPT, z('<bob@example.org>\0'))));
     // Nothing of the message has been sent yet, and the MX is already asked.
-    await until(() => mx.sessions[0]?.includes('RCPT TO:<alice@example.test>') === true, 'the probe at MAIL FROM');
-    for (const data of [encodeFrame(Command.RCPT, z('<bob@example.org>\0')), encodeFrame(Command.HEADER, z('Subject\0hello\0')), encodeFrame(Command.EOH), encodeFrame(Command.BODY, z('text\r\n')), encodeFrame(Command.BODYEOB)]) {
+    await until(() => mx.sessions[0]?.includes('RCPT TO:<alice@example.test>') === true, 'the probe at the first RCPT');
+    for (const data of [encodeFrame(Command.RCPT, z('<carol@example.org>\0')), encodeFrame(Command.HEADER, z('Subject\0hello\0')), encodeFrame(Command.EOH), encodeFrame(Command.BODY, z('text\r\n')), encodeFrame(Command.BODYEOB)]) {
       await session.handle(frame(data));
     }
     const replies = new FrameReader(1 << 20).push(Buffer.concat(sent));
@@ -59,5 +60,22 @@ describe('cbv plugin in a milter session', () => {
     // One probe for the message: end of message took the early probe's answer.
     await mx.ended();
     expect(mx.sessions).toHaveLength(1);
+  });
+
+  it('meets a failing cache at end of message, as the fallback, without harm to the process', async () => {
+    const broken = { get: () => Promise.reject(new Error('cache down')), set: () => Promise.reject(new Error('cache down')) };
+    const plugin = cbvPlugin({ resolver: fakeResolver({}), cache: broken, allowLoopback: true });
+    const sent: Buffer[] = [];
+    const log: string[] = [];
+    const session = new MilterSession(messageFilter(pipeline([plugin], () => {})), { fallback: 'tempfail', hookTimeoutMs: 5000, eomTimeoutMs: 5000, log: (event) => log.push(event) }, (frames) => sent.push(...frames));
+    const frames = [encodeFrame(Command.OPTNEG, Buffer.concat([u32(6), u32(0x1ff), u32(0x1fffff)])), encodeFrame(Command.MAIL, z('<alice@example.test>\0')), encodeFrame(Command.RCPT, z('<bob@example.org>\0')), encodeFrame(Command.EOH), encodeFrame(Command.BODYEOB)];
+    for (const data of frames) {
+      await session.handle(frame(data));
+      // A client taking its time: the early probe fails before end of message looks at it, and that
+      // failure must not be left unhandled (vitest fails a run on an unhandled rejection).
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(new FrameReader(1 << 20).push(Buffer.concat(sent)).at(-1)?.command).toBe('t'.charCodeAt(0));
+    expect(log).toEqual(['filter-error']);
   });
 });

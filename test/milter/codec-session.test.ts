@@ -177,7 +177,8 @@ describe('milter session', () => {
       },
     };
     const next: MilterPlugin = { name: 'next', check: () => (ran.push('next'), { action: 'accept' }) };
-    const filter = messageFilter(pipeline([slow, next], () => {}))({ macro: () => undefined });
+    const logged: unknown[] = [];
+    const filter = messageFilter(pipeline([slow, next], (fields) => logged.push(fields)))({ macro: () => undefined });
     const frames = [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<c@d>\0')), encodeFrame(Command.HEADER, z('Subject\0hi\0')), encodeFrame(Command.EOH), encodeFrame(Command.BODY, z('text\r\n')), encodeFrame(Command.BODYEOB)];
     const { replies, log } = await exchange(filter, frames);
     expect(replies.at(-1)?.[0]).toBe('t');
@@ -185,6 +186,8 @@ describe('milter session', () => {
     expect(seen?.aborted).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, 200));
     expect(ran).toEqual(['slow']);
+    // The MTA has the fallback: no verdict is logged for the message.
+    expect(logged).toEqual([]);
   });
 
   it('aborts the signal of a running hook when the MTA closes the connection', async () => {
@@ -205,6 +208,17 @@ describe('milter session', () => {
     await running;
     expect(seen?.aborted).toBe(true);
     expect((seen?.reason as Error).message).toBe('the MTA closed the connection');
+  });
+
+  it('gives an end of message still queued when the MTA went away an aborted signal', async () => {
+    let seen: AbortSignal | undefined;
+    const filter: MilterFilter = { eom: (_changes, signal) => ((seen = signal), Promise.resolve('continue')) };
+    const session = new MilterSession(() => filter, { fallback: 'tempfail', hookTimeoutMs: 5000, eomTimeoutMs: 5000, log: () => {} }, () => {});
+    for (const frame of new FrameReader(1 << 20).push(Buffer.concat([POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0'))]))) await session.handle(frame);
+    session.disconnected();
+    const [eom] = new FrameReader(1 << 20).push(encodeFrame(Command.BODYEOB));
+    await session.handle(eom as NonNullable<typeof eom>);
+    expect(seen?.aborted).toBe(true);
   });
 
   it('maps custom replies to REPLYCODE, doubling % for Sendmail, and refuses malformed ones', async () => {

@@ -70,6 +70,8 @@ describe('config', () => {
     expect(() => validateConfig({ listen: 'tcp:25' })).toThrow(/expected inet:PORT@HOST/);
     expect(() => validateConfig({ pipeline: [{ plugin: 'spamassassin' }] })).toThrow('config: pipeline[0]: plugin must be "defang", "cbv", "notify" or "module"');
     expect(() => validateConfig({ pipeline: [{ plugin: 'cbv', rejectInvalids: true }] })).toThrow('pipeline[0]: unknown key "rejectInvalids"');
+    expect(() => validateConfig({ pipeline: [{ plugin: 'cbv', cache: 'memcached://localhost' }] })).toThrow('pipeline[0]: cache must be false or a redis:// or rediss:// URL');
+    expect(() => validateConfig({ pipeline: [{ plugin: 'cbv', cache: true }] })).toThrow('cache must be false');
     expect(() => validateConfig({ pipeline: [{ plugin: 'defang', policy: { actions: { 'banned-extension': 'explode' } } }] })).toThrow(/pipeline\[0\]\.policy/);
     expect(validateConfig({ workers: 4, pipeline: [{ plugin: 'defang' }, { plugin: 'cbv', rejectInvalid: true }] })).toEqual({ workers: 4, pipeline: [{ plugin: 'defang' }, { plugin: 'cbv', rejectInvalid: true }] });
   });

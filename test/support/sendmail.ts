@@ -73,6 +73,9 @@ function mc(dir: string, port: number, options: SendmailOptions): string {
     `define(\`STATUS_FILE', \`${dir}/statistics')dnl`,
     `define(\`confPID_FILE', \`${dir}/sendmail.pid')dnl`,
     "define(`confTO_IDENT', `0s')dnl",
+    // Deliver in the connection's own process: a background delivery would leave sendmail's process
+    // group (setsid) and outlive stop().
+    "define(`confDELIVERY_MODE', `interactive')dnl",
     // Test sockets live under /tmp: world-writable, but sticky, which this option lets Sendmail trust.
     "define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl",
     "define(`confBIND_OPTS', `-DNSRCH -DEFNAMES')dnl",
@@ -106,9 +109,16 @@ export async function startSendmail(options: SendmailOptions): Promise<SendmailI
   const stop = async (): Promise<void> => {
     if (child && child.exitCode === null && child.signalCode === null) {
       const exited = new Promise((resolve) => child?.once('exit', resolve));
-      // Sendmail forks a child per connection and per delivery: signal the whole process group.
-      process.kill(-(child.pid as number), 'SIGTERM');
-      const killed = setTimeout(() => child?.pid && process.kill(-child.pid, 'SIGKILL'), 5000);
+      // Sendmail forks a child per connection: signal the whole process group (gone already: nothing to do).
+      const signal = (name: NodeJS.Signals): void => {
+        try {
+          process.kill(-(child?.pid as number), name);
+        } catch {
+          // ESRCH: the group ended between the check and the signal.
+        }
+      };
+      signal('SIGTERM');
+      const killed = setTimeout(() => signal('SIGKILL'), 5000);
       await exited;
       clearTimeout(killed);
     }

@@ -33,8 +33,8 @@ function reportValue(v: Verification): string {
  * Callback verification of the envelope sender (see src/cbv): asks the sender domain's MX whether the
  * mailbox exists, adds a report header, and optionally refuses invalid senders — after the message, or
  * at RCPT. Bounces (null sender) are not checked. Results are cached (in memory, or in Redis for a fleet:
- * `cache: 'redis://…'`). The probe starts at MAIL FROM, while the client goes on, and one probe serves
- * the whole transaction (every RCPT and the end of message).
+ * `cache: 'redis://…'`). The probe starts at the first recipient the MTA accepts, while the client goes
+ * on, and one probe serves the whole transaction (every RCPT and the end of message).
  */
 export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
   const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, refuseAtRcpt = false, routes, ...rest } = options;
@@ -61,8 +61,8 @@ export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
   return {
     name: 'cbv',
     begin(envelope) {
-      // verifyAddress never throws: nothing to catch.
-      if (senderOf(envelope) !== '') void verification(envelope);
+      // A failure (a broken cache) is for check() to meet and turn into the fallback, not for the process.
+      if (senderOf(envelope) !== '') verification(envelope).catch(() => undefined);
     },
     ...(refuseAtRcpt ? { recipient: async (envelope: Readonly<Envelope>) => (senderOf(envelope) === '' ? undefined : refusal(await verification(envelope))) } : {}),
     async check(message, envelope) {
