@@ -4,11 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
 import { startDaemonBehindPostfix } from '../support/daemon.js';
 import { sendMessage } from '../support/smtp-client.js';
+import { dangerousMessage, EXE_BASE64 } from '../support/test-messages.js';
 
-const exe = Buffer.from('MZ\x90\x00\x03\x00\x00\x00PE\x00\x00', 'latin1').toString('base64');
-const withExe = (from: string): string =>
-  [`From: ${from}`, 'To: bob@lab.test', 'Subject: the invoice', 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '',
-    '--b', 'Content-Type: text/plain', '', 'See attached.', '--b', 'Content-Type: application/octet-stream; name="invoice.exe"', 'Content-Transfer-Encoding: base64', '', exe, '--b--', ''].join('\r\n');
+const withExe = (from: string): string => dangerousMessage('the invoice', { from, to: 'bob@lab.test' });
 
 describe('milterkit milter: quarantine with a DSN notice to the sender (notify plugin)', () => {
   it('holds the message in Postfix and tells the sender by an RFC 3464 notice through the local MTA; never to a null sender', async () => {
@@ -33,7 +31,7 @@ describe('milterkit milter: quarantine with a DSN notice to the sender (notify p
       expect(status).toMatch(/Action: failed\r?\nStatus: 5\.7\.1/);
       // Headers only: the notice does not carry the content it reports.
       expect(dsn.part('3')?.contentType).toBe('text/rfc822-headers');
-      expect(notice?.toString('latin1')).not.toContain(exe);
+      expect(notice?.toString('latin1')).not.toContain(EXE_BASE64);
 
       // Both originals are held by Postfix, delivered to nobody; the bounce got no notice.
       expect(readdirSync(join(postfix.dir, 'queue', 'hold'), { recursive: true }).filter((f) => /^[0-9A-F]{6,}$/.test(String(f).split('/').pop() ?? ''))).toHaveLength(2);

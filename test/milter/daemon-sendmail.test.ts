@@ -7,7 +7,8 @@ import { parseMessage } from '../../src/index.js';
 import { startDaemon, type Daemon } from '../support/daemon.js';
 import { freePort } from '../support/free-port.js';
 import { startSendmail, type SendmailInstance } from '../support/sendmail.js';
-import { sendMessage, smtpDialogue } from '../support/smtp-client.js';
+import { sendMessage } from '../support/smtp-client.js';
+import { bigText, dangerousMessage, EIGHT_BIT_MESSAGE, expectCleanAndDefanged, sendCleanDangerousPartial, sendTwoOnOneConnection } from '../support/test-messages.js';
 
 // The same daemon as behind Postfix, behind Sendmail 8.17 (INPUT_MAIL_FILTER, inet socket): Sendmail's
 // milter client negotiates, sends macros and chunks the body its own way, and applies the changes itself.
@@ -65,43 +66,22 @@ afterAll(async () => {
   await new Promise<void>((resolve) => (relay ? relay.close(() => resolve()) : resolve()));
 });
 
-const exe = Buffer.from('MZ\x90\x00\x03\x00\x00\x00PE\x00\x00', 'latin1').toString('base64');
-const dangerous = (subject: string, text = 'See attached.'): string =>
-  [
-    'From: a@example.com', 'To: alice@lab.test', `Subject: ${subject}`, 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '',
-    '--b', 'Content-Type: text/plain', '', text, '--b', 'Content-Type: application/octet-stream; name="invoice.exe"', 'Content-Transfer-Encoding: base64', '', exe, '--b--', '',
-  ].join('\r\n');
 const verdicts = (): unknown[] => daemon.lines.filter((l) => l.event === 'message').map((l) => l.verdict);
 
 describe('milterkit milter (the daemon) behind a real Sendmail', () => {
   it('relays clean mail untouched, defangs a banned attachment, refuses message/partial; logs each message', async () => {
-    const clean = 'From: a@example.com\r\nTo: alice@lab.test\r\nSubject: hello\r\nMessage-ID: <c1@example.com>\r\n\r\nJust text.\r\n';
-    expect(await sendMessage(sendmail.port, clean)).toMatch(/^250 /);
-    expect(await sendMessage(sendmail.port, dangerous('invoice'))).toMatch(/^250 /);
-    const partial = 'From: a@example.com\r\nSubject: part 1\r\nContent-Type: message/partial; id="x"; number=1; total=2\r\n\r\nfragment\r\n';
-    expect(await sendMessage(sendmail.port, partial)).toBe('550 5.7.1 Message refused: content not accepted by policy');
+    await sendCleanDangerousPartial(sendmail.port);
 
     const messages = (await waitForRelayed(2)).map((m) => parseMessage(m));
-    const first = messages.find((m) => m.headers.get('subject') === 'hello');
-    const second = messages.find((m) => m.headers.get('subject') === 'invoice');
-    expect(first?.headers.get('x-milterkit-defang')).toBeUndefined();
-    expect(first?.root.text()).toBe('Just text.\r\n');
-    expect(second?.headers.get('x-milterkit-defang')).toBe('changed; 2 replace banned-extension,executable-content');
-    expect(second?.part('1')?.text()).toBe('See attached.');
-    expect(second?.part('2')?.filename).toBe('WARNING.txt');
-    expect(second?.toBuffer().toString('latin1')).not.toContain(exe);
+    // Sendmail relays with CRLF line ends; the two arrive in either order.
+    expectCleanAndDefanged(messages.find((m) => m.headers.get('subject') === 'hello'), messages.find((m) => m.headers.get('subject') === 'invoice'), '\r\n');
     expect(verdicts()).toEqual(['clean', 'changed', 'reject']);
   });
 
   it('handles several messages on one SMTP connection, with raw 8-bit headers kept byte for byte', async () => {
     const before = relayed.length;
-    const eightBit = Buffer.from('From: Jürgen <j@example.com>\r\nTo: alice@lab.test\r\nDate: Tue, 24 Nov 2026 10:00:00 +0100\r\nMessage-ID: <k1@example.com>\r\nSubject: Grüße aus Köln — ünïcödé\r\n\r\nHallo, schöne Grüße.\r\n', 'utf8');
-    const replies = await smtpDialogue(sendmail.port, [
-      'EHLO client.test',
-      'MAIL FROM:<j@example.com> BODY=8BITMIME', 'RCPT TO:<alice@lab.test>', 'DATA', Buffer.concat([eightBit, Buffer.from('.')]),
-      'MAIL FROM:<a@example.com>', 'RCPT TO:<alice@lab.test>', 'DATA', `${dangerous('Rechnung für Sie')}.`,
-      'QUIT',
-    ]);
+    const eightBit = EIGHT_BIT_MESSAGE;
+    const replies = await sendTwoOnOneConnection(sendmail.port);
     expect(replies.filter((r) => /^250 2\.0\.0 \S+ Message accepted for delivery/.test(r))).toHaveLength(2);
     const delivered = (await waitForRelayed(before + 2)).slice(before);
     const plain = delivered.find((m) => m.includes(Buffer.from('Message-ID: <k1@example.com>')));
@@ -122,7 +102,7 @@ describe('milterkit milter (the daemon) behind a real Sendmail', () => {
     const unixDaemon = await startDaemon(['--listen', `unix:${socketPath}`, '--socket-mode', '660']);
     const viaUnix = await startSendmail({ milter: `unix:${socketPath}`, relayPort: (relay.server.address() as { port: number }).port });
     try {
-      expect(await sendMessage(viaUnix.port, dangerous('over unix'))).toMatch(/^250 /);
+      expect(await sendMessage(viaUnix.port, dangerousMessage('over unix'))).toMatch(/^250 /);
       const delivered = parseMessage((await waitForRelayed(before + 1)).slice(before)[0] as Buffer);
       expect(delivered.headers.get('subject')).toBe('over unix');
       expect(delivered.part('2')?.filename).toBe('WARNING.txt');
@@ -136,9 +116,8 @@ describe('milterkit milter (the daemon) behind a real Sendmail', () => {
 
   it('replaces a 3 MB body in several chunks and passes a clean one of the same size untouched', async () => {
     const before = relayed.length;
-    const line = `${'0123456789abcdefghijklmnopqrstuvwxyz'.repeat(2)}\r\n`;
-    const text = line.repeat(Math.ceil((3 * 1024 * 1024) / line.length));
-    expect(await sendMessage(sendmail.port, dangerous('big one', text))).toMatch(/^250 /);
+    const text = bigText(3 * 1024 * 1024);
+    expect(await sendMessage(sendmail.port, dangerousMessage('big one', { text }))).toMatch(/^250 /);
     expect(await sendMessage(sendmail.port, `From: a@example.com\r\nTo: alice@lab.test\r\nSubject: big clean\r\n\r\n${text}`)).toMatch(/^250 /);
     const delivered = (await waitForRelayed(before + 2, 60_000)).slice(before).map((m) => parseMessage(m));
     const big = delivered.find((m) => m.headers.get('subject') === 'big one');

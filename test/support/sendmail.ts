@@ -58,44 +58,48 @@ function accepts(port: number): Promise<boolean> {
   });
 }
 
+/** An m4 macro call with quoted arguments: m4 quotes are `...' (a literal $h is Sendmail's host macro). */
+const m4 = (macro: string, ...args: string[]): string => `${macro}(${args.map((a) => `\`${a}'`).join(', ')})dnl`;
+
 function mc(dir: string, port: number, options: SendmailOptions): string {
-  // m4 quoting: `...' ; a literal $h is Sendmail's host macro.
-  return [
-    'divert(0)dnl',
-    "VERSIONID(`milterkit test')dnl",
-    "OSTYPE(`linux')dnl",
-    `define(\`confDOMAIN_NAME', \`${HOSTNAME}')dnl`,
-    "define(`confDONT_PROBE_INTERFACES', `True')dnl",
-    `define(\`confSERVICE_SWITCH_FILE', \`${dir}/etc/service.switch')dnl`,
-    `define(\`ALIAS_FILE', \`${dir}/etc/aliases')dnl`,
-    `define(\`QUEUE_DIR', \`${dir}/mqueue')dnl`,
-    `define(\`MSP_QUEUE_DIR', \`${dir}/clientmqueue')dnl`,
-    `define(\`STATUS_FILE', \`${dir}/statistics')dnl`,
-    `define(\`confPID_FILE', \`${dir}/sendmail.pid')dnl`,
-    "define(`confTO_IDENT', `0s')dnl",
+  const relay = `TCP $h ${options.relayPort}`;
+  const defines: [string, string][] = [
+    ['confDOMAIN_NAME', HOSTNAME],
+    ['confDONT_PROBE_INTERFACES', 'True'],
+    ['confSERVICE_SWITCH_FILE', `${dir}/etc/service.switch`],
+    ['ALIAS_FILE', `${dir}/etc/aliases`],
+    ['QUEUE_DIR', `${dir}/mqueue`],
+    ['MSP_QUEUE_DIR', `${dir}/clientmqueue`],
+    ['STATUS_FILE', `${dir}/statistics`],
+    ['confPID_FILE', `${dir}/sendmail.pid`],
+    ['confTO_IDENT', '0s'],
     // Deliver in the connection's own process: a background delivery would leave sendmail's process
     // group (setsid) and outlive stop().
-    "define(`confDELIVERY_MODE', `interactive')dnl",
+    ['confDELIVERY_MODE', 'interactive'],
     // Test sockets live under /tmp: world-writable, but sticky, which this option lets Sendmail trust.
-    "define(`confDONT_BLAME_SENDMAIL', `TrustStickyBit')dnl",
-    "define(`confBIND_OPTS', `-DNSRCH -DEFNAMES')dnl",
+    ['confDONT_BLAME_SENDMAIL', 'TrustStickyBit'],
+    ['confBIND_OPTS', '-DNSRCH -DEFNAMES'],
     // Messages up to 32 MB, as the Postfix tests.
-    "define(`confMAX_MESSAGE_SIZE', `33554432')dnl",
-    "define(`SMART_HOST', `esmtp:[127.0.0.1]')dnl",
-    `define(\`ESMTP_MAILER_ARGS', \`TCP $h ${options.relayPort}')dnl`,
-    `define(\`RELAY_MAILER_ARGS', \`TCP $h ${options.relayPort}')dnl`,
-    `define(\`SMTP_MAILER_ARGS', \`TCP $h ${options.relayPort}')dnl`,
-    `define(\`LOCAL_MAILER_PATH', \`${ROOT}usr/libexec/sendmail/mail.local')dnl`,
-    "FEATURE(`no_default_msa')dnl",
-    "FEATURE(`nocanonify')dnl",
-    "FEATURE(`accept_unresolvable_domains')dnl",
-    "FEATURE(`promiscuous_relay')dnl",
-    `DAEMON_OPTIONS(\`Family=inet, Name=MTA-test, Port=${port}, Addr=127.0.0.1')dnl`,
+    ['confMAX_MESSAGE_SIZE', '33554432'],
+    ['SMART_HOST', 'esmtp:[127.0.0.1]'],
+    ['ESMTP_MAILER_ARGS', relay],
+    ['RELAY_MAILER_ARGS', relay],
+    ['SMTP_MAILER_ARGS', relay],
+    ['LOCAL_MAILER_PATH', `${ROOT}usr/libexec/sendmail/mail.local`],
+  ];
+  const features = ['no_default_msa', 'nocanonify', 'accept_unresolvable_domains', 'promiscuous_relay'];
+  return [
+    'divert(0)dnl',
+    m4('VERSIONID', 'milterkit test'),
+    m4('OSTYPE', 'linux'),
+    ...defines.map(([name, value]) => m4('define', name, value)),
+    ...features.map((feature) => m4('FEATURE', feature)),
+    m4('DAEMON_OPTIONS', `Family=inet, Name=MTA-test, Port=${port}, Addr=127.0.0.1`),
     // F=T: tempfail when the milter is unreachable (the safe default, as milter_default_action=tempfail).
-    `INPUT_MAIL_FILTER(\`milterkit', \`S=${options.milter}, F=T, T=C:10s;S:30s;R:30s;E:2m')dnl`,
+    m4('INPUT_MAIL_FILTER', 'milterkit', `S=${options.milter}, F=T, T=C:10s;S:30s;R:30s;E:2m`),
     // Sendmail refuses to start without a local mailer, though nothing is delivered locally here.
-    "MAILER(`local')dnl",
-    "MAILER(`smtp')dnl",
+    m4('MAILER', 'local'),
+    m4('MAILER', 'smtp'),
     '',
   ].join('\n');
 }
@@ -134,9 +138,9 @@ export async function startSendmail(options: SendmailOptions): Promise<SendmailI
     await writeFile(join(dir, 'statistics'), '');
     const port = await freePort();
     await writeFile(join(dir, 'test.mc'), mc(dir, port, options));
-    const m4 = spawnSync('m4', [`-D_CF_DIR_=${CF_DIR}`, join(CF_DIR, 'm4/cf.m4'), join(dir, 'test.mc')], { encoding: 'utf8' });
-    if (m4.status !== 0) throw new Error(`sendmail: m4 failed: ${m4.stderr}`);
-    await writeFile(join(dir, 'test.cf'), m4.stdout);
+    const built = spawnSync('m4', [`-D_CF_DIR_=${CF_DIR}`, join(CF_DIR, 'm4/cf.m4'), join(dir, 'test.mc')], { encoding: 'utf8' });
+    if (built.status !== 0) throw new Error(`sendmail: m4 failed: ${built.stderr}`);
+    await writeFile(join(dir, 'test.cf'), built.stdout);
 
     const inside = [
       `mount --bind ${dir}/etc/hosts /etc/hosts`,
