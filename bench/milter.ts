@@ -1,8 +1,11 @@
 // Daemon benchmark: messages per second through a real Postfix on loopback, smtp-source -> Postfix ->
 // smtp-sink, at concurrency 10, for 2 KB, 100 KB and 1 MB messages, over a unix socket and over TCP:
-// no milter (the ceiling), milterkit's daemon (the whole defang engine plus a header on every message)
-// and a pymilter milter doing less (parse, check attachment names, add a header: bench/pymilter-milter.py).
-// Each milter's added cost per message is 1/rate - 1/ceiling. Also the daemon's memory over 10,000 messages.
+// no milter (the ceiling), milterkit's daemon (the whole defang engine plus a header on every message),
+// the same daemon with a pipeline that does nothing (over the unix socket: what the protocol engine,
+// buffering and parsing alone cost) and a pymilter milter doing less than the first (parse, check
+// attachment names, add a header: bench/pymilter-milter.py). Every setup runs side by side and the
+// rounds alternate between them, so that a shared machine's drift does not favour one. Each milter's
+// added cost per message is 1/rate - 1/ceiling. Also the daemon's memory over 10,000 messages.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -14,6 +17,7 @@ import { startPostfix, type PostfixInstance } from '../test/support/postfix.js';
 import type { Area, BenchOptions } from './lib/area.js';
 import { printTable } from './lib/table.js';
 import { median } from './lib/timing.js';
+import { DAEMON_NODE_FLAGS } from '../src/cli/node-flags.js';
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const SMTP_SINK = '/usr/sbin/smtp-sink';
@@ -25,7 +29,7 @@ const COUNTS: Record<number, number> = { 2048: 2000, 102_400: 1000, 1_048_576: 2
 const MEMORY_MESSAGES = 10_000;
 const WARM_UP_MESSAGES = 3000;
 
-type Mode = 'ceiling' | 'milterkit' | 'pymilter';
+type Mode = 'ceiling' | 'milterkit' | 'empty pipeline' | 'pymilter';
 type Transport = 'unix' | 'tcp';
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
@@ -52,13 +56,15 @@ interface Milter {
 
 async function startMilter(mode: Exclude<Mode, 'ceiling'>, transport: Transport, dir: string): Promise<Milter> {
   const port = await freePort();
-  const path = join(dir, `${mode}.sock`);
+  const path = join(dir, 'milter.sock');
   const listen = transport === 'unix' ? `unix:${path}` : `inet:${port}@127.0.0.1`;
   let child: ChildProcess;
-  if (mode === 'milterkit') {
+  if (mode === 'milterkit' || mode === 'empty pipeline') {
     const config = join(dir, 'milterkit.json');
-    writeFileSync(config, JSON.stringify({ listen, socketMode: '666', statsIntervalSeconds: 0, pipeline: [{ plugin: 'defang' }, { plugin: 'module', path: join(ROOT, 'bench/lib/bench-header-plugin.mjs') }] }));
-    child = spawn(process.execPath, [join(ROOT, 'dist/cli/main.js'), 'milter', '--config', config], { stdio: 'ignore' });
+    const pipeline = mode === 'milterkit' ? [{ plugin: 'defang' }, { plugin: 'module', path: join(ROOT, 'bench/lib/bench-header-plugin.mjs') }] : [{ plugin: 'module', path: join(ROOT, 'bench/lib/bench-noop-plugin.mjs') }];
+    writeFileSync(config, JSON.stringify({ listen, socketMode: '666', statsIntervalSeconds: 0, pipeline }));
+    // As `npm start` and the milterkit command run it: with the daemon's V8 flags.
+    child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, join(ROOT, 'dist/cli/main.js'), 'milter', '--config', config], { stdio: 'ignore' });
   } else child = spawn(PYTHON, [join(ROOT, 'bench/pymilter-milter.py'), listen], { stdio: 'ignore' });
   await until(() => connectable(transport === 'unix' ? { path } : { port }), `${mode} to listen`);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -136,17 +142,12 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Messages per second, and the milter's CPU milliseconds per message; medians of `repeats` runs. */
-async function rate(setup: Setup, size: number, count: number, repeats: number): Promise<{ rate: number; cpuMs: number | undefined }> {
-  const rates: number[] = [];
-  const cpu: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    const before = setup.milter ? cpuSeconds(setup.milter.pid) : 0;
-    rates.push(count / (await send(setup.postfix, count, size)));
-    await until(() => queueEmpty(setup.postfix), 'the queue to drain', 120_000);
-    if (setup.milter) cpu.push(((cpuSeconds(setup.milter.pid) - before) * 1000) / count);
-  }
-  return { rate: median(rates), cpuMs: cpu.length > 0 ? median(cpu) : undefined };
+/** Messages per second over one run of `count` messages, and the milter's CPU milliseconds per message. */
+async function rate(setup: Setup, size: number, count: number): Promise<{ rate: number; cpuMs: number | undefined }> {
+  const before = setup.milter ? cpuSeconds(setup.milter.pid) : 0;
+  const result = count / (await send(setup.postfix, count, size));
+  await until(() => queueEmpty(setup.postfix), 'the queue to drain', 120_000);
+  return { rate: result, cpuMs: setup.milter ? ((cpuSeconds(setup.milter.pid) - before) * 1000) / count : undefined };
 }
 
 async function run(options: BenchOptions): Promise<void> {
@@ -155,68 +156,74 @@ async function run(options: BenchOptions): Promise<void> {
     return;
   }
   const havePymilter = spawnSync(PYTHON, ['-c', 'import Milter, mime'], { stdio: 'ignore' }).status === 0;
-  const modes: Mode[] = havePymilter ? ['ceiling', 'milterkit', 'pymilter'] : ['ceiling', 'milterkit'];
+  const kinds: [Mode, Transport][] = [['ceiling', 'unix'], ['milterkit', 'unix'], ['empty pipeline', 'unix'], ['milterkit', 'tcp']];
+  if (havePymilter) kinds.push(['pymilter', 'unix'], ['pymilter', 'tcp']);
   const repeats = options.quick ? 1 : 3;
   const scale = options.quick ? 0.1 : 1;
   const sinkPort = await freePort();
   const sink = spawn(SMTP_SINK, ['-u', 'nobody', '-c', `127.0.0.1:${sinkPort}`, '1000'], { stdio: 'ignore' });
   await until(() => connectable({ port: sinkPort }), 'smtp-sink');
-  const rates = new Map<string, number>();
-  const cpuMs = new Map<string, number>();
+  const rates = new Map<string, number[]>();
+  const cpuMs = new Map<string, number[]>();
+  const record = (map: Map<string, number[]>, key: string, value: number): void => void map.set(key, [...(map.get(key) ?? []), value]);
   let memory: { afterWarmUp: number; after1000: number; atEnd: number } | undefined;
+  const setups: [string, Setup][] = [];
   try {
-    for (const transport of ['unix', 'tcp'] as Transport[]) {
-      for (const mode of modes) {
-        if (mode === 'ceiling' && transport === 'tcp') continue; // no milter: the socket does not matter
-        const setup = await setUp(mode, transport, sinkPort);
-        try {
-          for (const size of SIZES) {
-            const count = Math.max(20, Math.round((COUNTS[size] as number) * scale));
-            const r = await rate(setup, size, count, repeats);
-            rates.set(`${mode}/${transport}/${size}`, r.rate);
-            if (r.cpuMs !== undefined) cpuMs.set(`${mode}/${transport}/${size}`, r.cpuMs);
-            console.error(`[bench milter] ${mode} ${transport} ${size} B: ${r.rate.toFixed(1)} msg/s`);
-          }
-          if (mode === 'milterkit' && transport === 'unix' && setup.milter) {
-            const afterWarmUp = rssKiB(setup.milter.pid);
-            const total = options.quick ? 2000 : MEMORY_MESSAGES;
-            await send(setup.postfix, 1000, 2048);
-            const after1000 = rssKiB(setup.milter.pid);
-            await send(setup.postfix, total - 1000, 2048);
-            await until(() => queueEmpty(setup.postfix), 'the queue to drain', 120_000);
-            memory = { afterWarmUp, after1000, atEnd: rssKiB(setup.milter.pid) };
-          }
-        } finally {
-          await setup.stop();
+    for (const [mode, transport] of kinds) setups.push([`${mode}/${transport}`, await setUp(mode, transport, sinkPort)]);
+    for (let round = 0; round < repeats; round++) {
+      for (const size of SIZES) {
+        const count = Math.max(20, Math.round((COUNTS[size] as number) * scale));
+        for (const [name, setup] of setups) {
+          const r = await rate(setup, size, count);
+          record(rates, `${name}/${size}`, r.rate);
+          if (r.cpuMs !== undefined) record(cpuMs, `${name}/${size}`, r.cpuMs);
+          console.error(`[bench milter] round ${round + 1}: ${name} ${size} B: ${r.rate.toFixed(1)} msg/s`);
         }
       }
     }
+    const daemon = setups.find(([name]) => name === 'milterkit/unix')?.[1];
+    if (daemon?.milter) {
+      const afterWarmUp = rssKiB(daemon.milter.pid);
+      const total = options.quick ? 2000 : MEMORY_MESSAGES;
+      await send(daemon.postfix, 1000, 2048);
+      const after1000 = rssKiB(daemon.milter.pid);
+      await send(daemon.postfix, total - 1000, 2048);
+      await until(() => queueEmpty(daemon.postfix), 'the queue to drain', 120_000);
+      memory = { afterWarmUp, after1000, atEnd: rssKiB(daemon.milter.pid) };
+    }
   } finally {
+    for (const [, setup] of setups) await setup.stop();
     sink.kill();
   }
+  const medianOf = (map: Map<string, number[]>, key: string): number | undefined => (map.has(key) ? median(map.get(key) as number[]) : undefined);
 
   console.log(`\n## milter: messages/s through Postfix (smtp-source -> Postfix -> smtp-sink), concurrency ${CONCURRENCY}, median of ${repeats}, after ${WARM_UP_MESSAGES} warm-up messages\n`);
   const rows: string[][] = [];
+  const fixed = (n: number | undefined, digits: number): string => (n === undefined ? '-' : n.toFixed(digits));
   for (const transport of ['unix', 'tcp'] as Transport[]) {
     for (const size of SIZES) {
-      const ceiling = rates.get(`ceiling/unix/${size}`) as number;
-      const ours = rates.get(`milterkit/${transport}/${size}`) as number;
-      const theirs = rates.get(`pymilter/${transport}/${size}`);
+      const ceiling = medianOf(rates, `ceiling/unix/${size}`) as number;
+      const ours = medianOf(rates, `milterkit/${transport}/${size}`) as number;
+      const empty = medianOf(rates, `empty pipeline/${transport}/${size}`);
+      const theirs = medianOf(rates, `pymilter/${transport}/${size}`);
       const added = (r: number): number => Math.max(0, 1000 / r - 1000 / ceiling);
+      const share = (r: number | undefined): string => (r === undefined ? '-' : `${((100 * r) / ceiling).toFixed(0)}%`);
       rows.push([
         `${transport} ${size >= 1 << 20 ? `${size >> 20} MB` : `${Math.round(size / 1024)} KB`}`,
         ceiling.toFixed(0),
         ours.toFixed(0),
-        theirs === undefined ? '-' : theirs.toFixed(0),
+        fixed(empty, 0),
+        fixed(theirs, 0),
         added(ours).toFixed(2),
         theirs === undefined ? '-' : added(theirs).toFixed(2),
         theirs === undefined ? '-' : `${(added(theirs) / Math.max(added(ours), 1e-9)).toFixed(1)}x`,
-        `${((100 * ours) / ceiling).toFixed(0)}%`,
-        `${cpuMs.get(`milterkit/${transport}/${size}`)?.toFixed(2) ?? '-'} / ${cpuMs.get(`pymilter/${transport}/${size}`)?.toFixed(2) ?? '-'}`,
+        share(ours),
+        share(empty),
+        ['milterkit', 'empty pipeline', 'pymilter'].map((mode) => fixed(medianOf(cpuMs, `${mode}/${transport}/${size}`), 2)).join(' / '),
       ]);
     }
   }
-  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'milter CPU ms/msg, ours / pymilter'], rows);
+  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'empty pipeline/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'empty pipeline of ceiling', 'milter CPU ms/msg: ours / empty / pymilter'], rows);
   if (memory) console.log(`\nmilterkit daemon RSS (unix, 2 KB messages): ${(memory.afterWarmUp / 1024).toFixed(0)} MiB after warm-up, ${(memory.after1000 / 1024).toFixed(0)} MiB after 1,000 more, ${(memory.atEnd / 1024).toFixed(0)} MiB after ${options.quick ? '2,000' : '10,000'}`);
   console.log('(targets: added cost at most half of pymilter\'s; within 25% of the ceiling at 100 KB; memory flat)');
 }

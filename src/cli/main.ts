@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 import { defangCommand } from './defang.js';
 import { dsnCommand } from './dsn.js';
 import { inspectCommand } from './inspect.js';

@@ -4,6 +4,7 @@ import type { MilterConfig } from '../milter/config.js';
 import { startHealthEndpoint } from '../milter/health-endpoint.js';
 import { parseListenSpec } from '../milter/server.js';
 import { sumSnapshots, type StatsSnapshot } from '../milter/stats.js';
+import { missingNodeFlags } from './node-flags.js';
 
 export const STATS_REQUEST = 'milterkit:stats?';
 export const STATS_REPLY = 'milterkit:stats';
@@ -44,7 +45,15 @@ async function clusterStats(): Promise<StatsSnapshot> {
 export async function runClusterPrimary(config: MilterConfig, log: Log): Promise<number> {
   const spec = parseListenSpec(config.listen);
   if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
+  // Heard from the start, before any worker exists, and kept: a second signal (systemd signals every
+  // process of the unit) must not kill the primary while its workers finish.
+  const stopSignal = new Promise<string>((resolve) => {
+    process.on('SIGTERM', () => resolve('SIGTERM'));
+    process.on('SIGINT', () => resolve('SIGINT'));
+  });
   let stopping = false;
+  // Workers get the daemon's V8 flags even when the primary was started without them.
+  cluster.setupPrimary({ execArgv: [...process.execArgv, ...missingNodeFlags()] });
   const fork = (): void => {
     cluster.fork();
   };
@@ -61,13 +70,7 @@ export async function runClusterPrimary(config: MilterConfig, log: Log): Promise
   const health = config.health ? await startHealthEndpoint(config.health, clusterStats) : undefined;
   log('cluster', { workers: config.workers, pid: process.pid, health: health?.address() });
 
-  const signal = await Promise.race([
-    failedStart,
-    new Promise<string>((resolve) => {
-      process.once('SIGTERM', () => resolve('SIGTERM'));
-      process.once('SIGINT', () => resolve('SIGINT'));
-    }),
-  ]);
+  const signal = await Promise.race([failedStart, stopSignal]);
   stopping = true;
   log('stopping', { signal, workers: Object.keys(cluster.workers ?? {}).length });
   const exits = Object.values(cluster.workers ?? {}).map((worker) => new Promise((resolve) => {

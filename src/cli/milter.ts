@@ -7,6 +7,7 @@ import { pipeline, type MessageVerdict, type MilterPlugin } from '../milter/pipe
 import { startMilterServer, type MilterServer } from '../milter/server.js';
 import { MilterStats } from '../milter/stats.js';
 import { runClusterPrimary, STATS_REPLY, STATS_REQUEST } from './milter-cluster.js';
+import { missingNodeFlags } from './node-flags.js';
 
 const USAGE = 'usage: milterkit milter [--config FILE] [--listen inet:PORT@HOST|inet6:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660] [--socket-group GROUP] [--fallback tempfail|reject|accept] [--workers N] [--health HOST:PORT]';
 /** The embedded default: loopback only, the port commonly used for milters in examples. */
@@ -92,12 +93,15 @@ async function runWorker(config: MilterConfig, baseDirectory: string): Promise<n
   let plugins: MilterPlugin[] = [];
   let server: MilterServer | undefined;
   const stats = new MilterStats();
+  // Signals are heard from the start: the socket takes connections as soon as it listens, and a SIGTERM
+  // before the handlers were installed would kill messages in flight instead of stopping gracefully.
+  const stopSignal = stopSignals();
   const failure = await startupFailure(async () => {
     plugins = await buildPipeline(config.pipeline, baseDirectory, log);
     server = await startServer(config, plugins, stats);
   });
   if (failure !== undefined || !server) return failure ?? 2;
-  return serve(config, server, plugins, stats);
+  return serve(config, server, plugins, stats, stopSignal);
 }
 
 function startServer(config: MilterConfig, plugins: MilterPlugin[], stats: MilterStats): Promise<MilterServer> {
@@ -128,28 +132,30 @@ function startServer(config: MilterConfig, plugins: MilterPlugin[], stats: Milte
   });
 }
 
-/** Serves until SIGTERM or SIGINT, then stops gracefully. */
-async function serve(config: MilterConfig, server: MilterServer, plugins: MilterPlugin[], stats: MilterStats): Promise<number> {
+/**
+ * Resolves with what asked the daemon to stop: SIGTERM, SIGINT, or (a worker) its primary gone. The
+ * handlers stay installed: a second signal (the terminal's and the cluster primary's) must not kill a
+ * worker mid-message.
+ */
+function stopSignals(): Promise<string> {
+  return new Promise((resolve) => {
+    process.on('SIGTERM', () => resolve('SIGTERM'));
+    process.on('SIGINT', () => resolve('SIGINT'));
+    if (cluster.isWorker) process.once('disconnect', () => resolve('primary-gone'));
+  });
+}
+
+/** Serves until asked to stop, then stops gracefully. */
+async function serve(config: MilterConfig, server: MilterServer, plugins: MilterPlugin[], stats: MilterStats, stopSignal: Promise<string>): Promise<number> {
   const snapshot = () => stats.snapshot(server.connections);
   const health = config.health && !cluster.isWorker ? await startHealthEndpoint(config.health, async () => snapshot()) : undefined;
   const statsTimer = config.statsIntervalSeconds > 0 ? setInterval(() => log('stats', { ...snapshot() }), config.statsIntervalSeconds * 1000).unref() : undefined;
   if (cluster.isWorker) process.on('message', (m: unknown) => m === STATS_REQUEST && process.send?.({ type: STATS_REPLY, snapshot: snapshot() }));
+  const missing = missingNodeFlags();
+  if (missing.length > 0) log('notice', { message: `node started without ${missing.join(' ')}: large messages cost up to 40% more CPU (README, "Node flags")` });
   log('listening', { address: server.address, pid: process.pid, plugins: plugins.map((p) => p.name), health: health?.address() });
-
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    // Handlers stay installed: a second signal (the terminal's and the cluster primary's) must not kill a worker mid-message.
-    const stop = (signal: string): void => {
-      if (stopping) return;
-      stopping = true;
-      log('stopping', { signal, connections: server.connections });
-      resolve();
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    // A worker whose primary is gone stops too.
-    if (cluster.isWorker) process.once('disconnect', () => stop('primary-gone'));
-  });
+  const signal = await stopSignal;
+  log('stopping', { signal, connections: server.connections });
   await server.close();
   clearInterval(statsTimer);
   await new Promise((resolve) => (health ? health.close(resolve) : resolve(undefined)));

@@ -15,16 +15,26 @@ export class MilterProtocolError extends Error {
 export interface Frame {
   command: number;
   data: Buffer;
+  /** A BODY packet that arrived over several reads comes as several frames: all but its last say so. */
+  continued?: boolean;
 }
 
 /**
  * Splits a byte stream into frames. Postfix sends headers of up to 100 KB in one packet, more than
  * libmilter's 64 KiB limit, so the maximum is an option; a larger length is a protocol error (garbage on
  * the socket), not a reason to allocate gigabytes.
+ *
+ * Nothing is copied that need not be. Every byte copied here is external memory that V8 reclaims only
+ * with a garbage collection, and with large messages those collections were most of the daemon's GC
+ * time. A packet inside one read is a view of it. A BODY packet (65,540 bytes with its header, just over
+ * a 64 KiB read, so nearly every one spans two reads) comes as views of each read, as `continued` frames:
+ * the body is buffered anyway. Any other packet split across reads is copied once, exactly.
  */
 export class FrameReader {
   private readonly maxPacketSize: number;
+  /** Unconsumed reads, in order; the first one from `offset`. */
   private pending: Buffer[] = [];
+  private offset = 0;
   private pendingBytes = 0;
 
   constructor(maxPacketSize: number) {
@@ -36,23 +46,80 @@ export class FrameReader {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     const frames: Frame[] = [];
-    for (;;) {
-      if (this.pendingBytes < 4) break;
-      if ((this.pending[0] as Buffer).length < 4) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
-      const length = (this.pending[0] as Buffer).readUInt32BE(0);
+    while (this.pendingBytes >= 4) {
+      const length = this.peekLength();
       if (length < 1) throw new MilterProtocolError('empty milter packet');
       if (length > this.maxPacketSize) throw new MilterProtocolError(`milter packet of ${length} bytes exceeds the limit of ${this.maxPacketSize}`);
       if (this.pendingBytes < 4 + length) break;
-      // Joined once, when the frame is complete (a 64 KiB body chunk often arrives in several reads).
-      if ((this.pending[0] as Buffer).length < 4 + length) this.pending = [Buffer.concat(this.pending, this.pendingBytes)];
-      const buffer = this.pending[0] as Buffer;
-      frames.push({ command: buffer[4] as number, data: buffer.subarray(5, 4 + length) });
-      const rest = buffer.subarray(4 + length);
-      this.pending = rest.length > 0 ? [rest] : [];
-      this.pendingBytes = rest.length;
+      const views = this.take(4 + length);
+      if (views.length === 1) {
+        const packet = views[0] as Buffer;
+        frames.push({ command: packet[4] as number, data: packet.subarray(5) });
+        continue;
+      }
+      const first = views[0] as Buffer;
+      const header = first.length >= 5 ? first : Buffer.concat(views, 5);
+      const command = header[4] as number;
+      if (command !== Command.BODY) {
+        frames.push({ command, data: Buffer.concat(views, 4 + length).subarray(5) });
+        continue;
+      }
+      const pieces = dropBytes(views, 5);
+      pieces.forEach((data, i) => frames.push(i < pieces.length - 1 ? { command, data, continued: true } : { command, data }));
     }
     return frames;
   }
+
+  /** The big-endian length prefix, which may itself straddle reads. */
+  private peekLength(): number {
+    const first = this.pending[0] as Buffer;
+    if (first.length - this.offset >= 4) return first.readUInt32BE(this.offset);
+    let length = 0;
+    let index = 0;
+    let at = this.offset;
+    for (let i = 0; i < 4; i++) {
+      while (at >= (this.pending[index] as Buffer).length) {
+        index++;
+        at = 0;
+      }
+      length = length * 256 + ((this.pending[index] as Buffer)[at++] as number);
+    }
+    return length;
+  }
+
+  /** Views of the next `size` bytes, one per read they lie in. */
+  private take(size: number): Buffer[] {
+    this.pendingBytes -= size;
+    const views: Buffer[] = [];
+    let left = size;
+    while (left > 0) {
+      const current = this.pending[0] as Buffer;
+      const count = Math.min(left, current.length - this.offset);
+      views.push(current.subarray(this.offset, this.offset + count));
+      left -= count;
+      this.offset += count;
+      if (this.offset === current.length) {
+        this.pending.shift();
+        this.offset = 0;
+      }
+    }
+    return views;
+  }
+}
+
+/** The views without their first `count` bytes (empty views dropped; at least one view stays). */
+function dropBytes(views: Buffer[], count: number): Buffer[] {
+  const rest: Buffer[] = [];
+  let skip = count;
+  for (const view of views) {
+    if (skip >= view.length) {
+      skip -= view.length;
+      continue;
+    }
+    rest.push(view.subarray(skip));
+    skip = 0;
+  }
+  return rest.length > 0 ? rest : [Buffer.alloc(0)];
 }
 
 export function encodeFrame(command: number, data: Buffer = Buffer.alloc(0)): Buffer {

@@ -35,6 +35,9 @@ type Hook<A extends unknown[]> = (...args: A) => Verdict | void | Promise<Verdic
  * A filter is a per-connection object with the hooks it needs; hooks it lacks are negotiated away, so the
  * MTA does not even send those events (pymilter's style). A hook returning nothing means 'continue'.
  */
+/** Stages whose events carry macros (SMFIM_*). */
+export type MacroStage = 'connect' | 'helo' | 'envFrom' | 'envRcpt' | 'data' | 'eoh' | 'eom';
+
 /** Stages a filter can take without the MTA waiting for its answer. */
 export type NoReplyStage = 'connect' | 'helo' | 'envFrom' | 'envRcpt' | 'data' | 'header' | 'eoh' | 'body' | 'unknown';
 
@@ -45,6 +48,12 @@ export interface MilterFilter {
    * from such a hook is not lost: it becomes the answer to the next event the MTA waits for.
    */
   noReply?: readonly NoReplyStage[];
+  /**
+   * The macros to send with each stage's event, instead of the MTA's defaults (smfi_setsymlist: Postfix
+   * and Sendmail ≥ 8.14 honour it). Connection facts such as {client_addr} can be had at MAIL this way,
+   * which spares the CONNECT and HELO events (and a wake-up of the filter each) on every connection.
+   */
+  macros?: Partial<Record<MacroStage, readonly string[]>>;
   connect?: Hook<[ConnectInfo]>;
   helo?: Hook<[string]>;
   envFrom?: Hook<[string, string[]]>;
@@ -53,6 +62,7 @@ export interface MilterFilter {
   /** The value as the MTA sent it: raw bytes, folded lines joined by LF. */
   header?: Hook<[string, Buffer]>;
   eoh?: Hook<[]>;
+  /** The body as it arrives, in pieces (a BODY packet split across socket reads comes as several). */
   body?: Hook<[Buffer]>;
   /**
    * End of message. `signal` is aborted when the time for it is up (the MTA has then been answered with the

@@ -87,8 +87,14 @@ export async function runMilter(factory: FilterFactory, input: HarnessInput): Pr
   const protocol = negotiated.data.readUInt32BE(8);
   const leadingSpace = (protocol & 0x100000) !== 0;
 
+  const client = input.client ?? {};
+  const address = client.address ?? '127.0.0.1';
+  const lists = macroLists(negotiated.data);
+  // What Postfix knows at any stage, for the macro lists a filter asks for (Postfix has no HELO macro).
+  const known: Record<string, string> = { '{client_addr}': address, '{client_name}': client.hostname ?? 'localhost', ...Object.assign({}, ...Object.values(input.macros ?? {})) };
   const macro = async (stage: string): Promise<void> => {
-    const values = input.macros?.[stage];
+    const list = lists.get(stage);
+    const values = list ? Object.fromEntries(list.filter((name) => known[name] !== undefined).map((name) => [name, known[name] as string])) : input.macros?.[stage];
     if (values) await session.handle({ command: Command.MACRO, data: Buffer.concat([Buffer.from(stage), ...Object.entries(values).map(([k, v]) => nul(k, v))]) });
   };
   /** Sends one event unless negotiated away; returns the verdict frame, or undefined to go on. */
@@ -103,8 +109,6 @@ export async function runMilter(factory: FilterFactory, input: HarnessInput): Pr
   };
   const finish = (frame: Frame): HarnessResult => recordVerdict(frame, result);
 
-  const client = input.client ?? {};
-  const address = client.address ?? '127.0.0.1';
   const port = Buffer.alloc(2);
   port.writeUInt16BE(25);
   const { fields, body } = headerFields(input.message);
@@ -141,6 +145,23 @@ export async function runMilter(factory: FilterFactory, input: HarnessInput): Pr
   await macro('E');
   await session.handle({ command: Command.BODYEOB, data: Buffer.alloc(0) });
   return applyModifications(replies(), fields, crlfBody, result, leadingSpace);
+}
+
+/** The command letter of each SMFIM_* stage, whose macros come before that command. */
+const MACRO_STAGE_COMMANDS = ['C', 'H', 'M', 'R', 'T', 'E', 'N'];
+
+/** The macro lists of an OPTNEG reply (after its three words: stage, then NUL-terminated names), by command letter. */
+function macroLists(optneg: Buffer): Map<string, string[]> {
+  const lists = new Map<string, string[]>();
+  let at = 12;
+  while (at + 4 < optneg.length) {
+    const stage = MACRO_STAGE_COMMANDS[optneg.readUInt32BE(at)];
+    const end = optneg.indexOf(0, at + 4);
+    const names = optneg.subarray(at + 4, end < 0 ? optneg.length : end).toString('latin1');
+    if (stage) lists.set(stage, names.split(/[\s,]+/).filter(Boolean));
+    at = end < 0 ? optneg.length : end + 1;
+  }
+  return lists;
 }
 
 /** Applies end-of-message replies as Postfix does: header edits by per-name index, body, envelope, verdict. */

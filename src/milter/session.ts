@@ -1,6 +1,6 @@
 import { encodeResponse, parseCommand, type MilterResponse, type MtaCommand } from './codec.js';
-import type { ChangeSet, FilterFactory, MilterContext, MilterFilter, NoReplyStage, Verdict } from './filter.js';
-import { Action, CHUNK_SIZE, PROTOCOL_VERSION, Protocol } from './protocol.js';
+import type { ChangeSet, FilterFactory, MacroStage, MilterContext, MilterFilter, NoReplyStage, Verdict } from './filter.js';
+import { Action, CHUNK_SIZE, MacroStage as MacroStageCode, PROTOCOL_VERSION, Protocol } from './protocol.js';
 import type { Frame } from './codec.js';
 
 export interface SessionOptions {
@@ -24,6 +24,17 @@ const SKIPPABLE: ReadonlyArray<[keyof MilterFilter, number]> = [
   ['body', Protocol.NOBODY],
   ['unknown', Protocol.NOUNKNOWN],
 ];
+
+/** SMFIM_* by stage, for the macro lists of the negotiation. */
+const MACRO_STAGES: Readonly<Record<MacroStage, number>> = {
+  connect: MacroStageCode.CONNECT,
+  helo: MacroStageCode.HELO,
+  envFrom: MacroStageCode.ENVFROM,
+  envRcpt: MacroStageCode.ENVRCPT,
+  data: MacroStageCode.DATA,
+  eoh: MacroStageCode.EOH,
+  eom: MacroStageCode.EOM,
+};
 
 /** The bit that tells the MTA not to wait for an answer at each stage (SMFIP_NR_*). */
 const NO_REPLY_BITS: Readonly<Record<NoReplyStage, number>> = {
@@ -236,7 +247,13 @@ export class MilterSession {
     this.leadingSpace = (protocol & Protocol.HDR_LEADSPC) !== 0;
     this.noReply = protocol & Object.values(NO_REPLY_BITS).reduce((a, b) => a | b, 0);
     this.actions = this.filter.eom ? ALL_CHANGES & offeredActions : 0;
-    this.respond({ type: 'optneg', version: Math.min(command.version, PROTOCOL_VERSION), actions: this.actions, protocol });
+    // Macro lists only to an MTA that offers to honour them; otherwise its defaults come, as before.
+    const macros = new Map<number, string>();
+    if (offeredActions & Action.SETSYMLIST) {
+      for (const [stage, names] of Object.entries(this.filter.macros ?? {})) if (names && names.length > 0) macros.set(MACRO_STAGES[stage as MacroStage], names.join(' '));
+    }
+    const actions = macros.size > 0 ? this.actions | Action.SETSYMLIST : this.actions;
+    this.respond({ type: 'optneg', version: Math.min(command.version, PROTOCOL_VERSION), actions, protocol, ...(macros.size > 0 ? { macros } : {}) });
   }
 
   private resetMessage(): void {
@@ -247,10 +264,11 @@ export class MilterSession {
   }
 
   /** A stage's verdict: the response, and whether it ends the message (no more hooks until the next one). */
-  private async stage(name: NoReplyStage, hook: (() => Verdict | void | Promise<Verdict | void>) | undefined, scope: 'connection' | 'message' | 'recipient'): Promise<void> {
+  private async stage(name: NoReplyStage, hook: (() => Verdict | void | Promise<Verdict | void>) | undefined, scope: 'connection' | 'message' | 'recipient', silent = false): Promise<void> {
     // Any message event begins a message (MAIL may have been negotiated away).
     if (scope !== 'connection') this.inMessage = true;
-    const answered = (this.noReply & NO_REPLY_BITS[name]) === 0;
+    // Silent: a piece of a packet, answered (when the MTA waits) with its last piece.
+    const answered = !silent && (this.noReply & NO_REPLY_BITS[name]) === 0;
     if (this.messageDone && scope !== 'connection') {
       if (answered) this.respond({ type: 'continue' });
       return;
@@ -363,7 +381,7 @@ export class MilterSession {
       case 'eoh':
         return this.stage('eoh', f.eoh && (() => f.eoh?.call(f)), 'message');
       case 'body':
-        return this.stage('body', f.body && (() => f.body?.call(f, command.chunk)), 'message');
+        return this.stage('body', f.body && (() => f.body?.call(f, command.chunk)), 'message', frame.continued === true);
       case 'eom':
         this.inMessage = true;
         if (command.chunk.length > 0 && f.body && !this.messageDone && !this.pending) {

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, encodeResponse, FrameReader, MilterProtocolError, parseCommand, type MilterResponse } from '../../src/milter/codec.js';
 import type { MilterFilter } from '../../src/milter/filter.js';
-import { Command, Protocol } from '../../src/milter/protocol.js';
+import { Action, Command, Protocol } from '../../src/milter/protocol.js';
 import { messageFilter } from '../../src/milter/message-adapter.js';
 import { pipeline, type MilterPlugin } from '../../src/milter/pipeline.js';
 import { MilterSession, type SessionOptions } from '../../src/milter/session.js';
@@ -35,13 +35,24 @@ async function exchange(filter: MilterFilter, frames: Buffer[], options: Partial
 
 describe('milter codec', () => {
   it('reassembles frames split anywhere, and refuses impossible lengths', () => {
-    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.HELO, z('mx.test\0')), encodeFrame(Command.QUIT)];
+    const body = Buffer.from(Array.from({ length: 40 }, (_, i) => i));
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.HELO, z('mx.test\0')), encodeFrame(Command.BODY, body), encodeFrame(Command.BODY), encodeFrame(Command.QUIT)];
     const all = Buffer.concat(frames);
-    for (let size = 1; size <= 7; size++) {
+    const expected = [[Command.OPTNEG, z(u32(6), u32(0x1ff), u32(0x1fffff)).toString('hex')], [Command.HELO, '6d782e7465737400'], [Command.BODY, body.toString('hex')], [Command.BODY, ''], [Command.QUIT, '']];
+    for (let size = 1; size <= all.length; size++) {
       const reader = new FrameReader(1024);
-      const got: number[] = [];
-      for (let i = 0; i < all.length; i += size) for (const f of reader.push(all.subarray(i, i + size))) got.push(f.command);
-      expect(got).toEqual([Command.OPTNEG, Command.HELO, Command.QUIT]);
+      const got: [number, string][] = [];
+      let continued = false;
+      for (let i = 0; i < all.length; i += size) {
+        for (const f of reader.push(all.subarray(i, i + size))) {
+          // A BODY packet over several reads comes in pieces (views, not copies), the last not `continued`.
+          expect(f.continued && f.command !== Command.BODY).toBeFalsy();
+          if (continued) (got.at(-1) as [number, string])[1] += f.data.toString('hex');
+          else got.push([f.command, f.data.toString('hex')]);
+          continued = f.continued === true;
+        }
+      }
+      expect(got).toEqual(expected);
     }
     // "post" from a log line on the socket: 0x706f7374 bytes.
     expect(() => new FrameReader(1 << 20).push(Buffer.from('postfix/smtpd'))).toThrow(MilterProtocolError);
@@ -262,6 +273,18 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     expect(seen).toEqual(['mail', 'rcpt', 'rcpt', 'Subject', 'X-Two', 'body']);
   });
 
+  it('asks for the macro lists a filter names (smfi_setsymlist), only of an MTA that offers to honour them', async () => {
+    const filter: MilterFilter = { macros: { envFrom: ['{client_addr}', 'i'], eom: ['i'] }, envFrom: () => 'continue' };
+    const offered = (await exchange(filter, [POSTFIX_OPTNEG])).replies[0]?.[1] as Buffer;
+    expect(offered.readUInt32BE(4) & Action.SETSYMLIST).toBe(Action.SETSYMLIST);
+    // SMFIM_ENVFROM is 2, SMFIM_EOM 5.
+    expect(offered.subarray(12)).toEqual(z(u32(2), '{client_addr} i\0', u32(5), 'i\0'));
+    const withoutSymlist = encodeFrame(Command.OPTNEG, z(u32(6), u32(0xff), u32(0x1fffff)));
+    const refused = (await exchange(filter, [withoutSymlist])).replies[0]?.[1] as Buffer;
+    expect(refused.length).toBe(12);
+    expect(refused.readUInt32BE(4) & Action.SETSYMLIST).toBe(0);
+  });
+
   it('a no-reply hook that throws gives the fallback at the next answered stage; later hooks and eom do not run', async () => {
     const seen: string[] = [];
     const filter: MilterFilter = {
@@ -296,6 +319,35 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     expect(quitNc.replies.map(([c]) => c)).toEqual(['O', 'r', 'r', 'c']);
     const rejectInBody: MilterFilter = { noReply: ['header', 'body'], header: () => undefined, body: () => 'reject', eom: () => 'accept' };
     expect((await exchange(rejectInBody, message)).replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 'r']);
+  });
+});
+
+describe('milter session: a BODY packet split across reads', () => {
+  /** The frames sent in reads of `readSize` bytes; returns the replies' commands. */
+  async function inReads(filter: MilterFilter, frames: Buffer[], readSize: number): Promise<string[]> {
+    const sent: Buffer[] = [];
+    const session = new MilterSession(() => filter, { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (out) => sent.push(...out));
+    const reader = new FrameReader(1 << 20);
+    const all = Buffer.concat(frames);
+    for (let i = 0; i < all.length; i += readSize) for (const frame of reader.push(all.subarray(i, i + readSize))) await session.handle(frame);
+    return new FrameReader(1 << 20).push(Buffer.concat(sent)).map((f) => String.fromCharCode(f.command));
+  }
+  const body = Buffer.alloc(1000, 0x62);
+  const frames = [POSTFIX_OPTNEG, encodeFrame(Command.HEADER, z('Subject\0 x\0')), encodeFrame(Command.BODY, body), encodeFrame(Command.BODYEOB)];
+
+  it('reaches the body hook in pieces, all its bytes, and is answered once', async () => {
+    const pieces: Buffer[] = [];
+    const filter: MilterFilter = { body: (chunk) => void pieces.push(chunk), eom: () => 'continue' };
+    expect(await inReads(filter, frames, 300)).toEqual(['O', 'c', 'c', 'c']);
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(Buffer.concat(pieces)).toEqual(body);
+  });
+
+  it("a piece's verdict is the packet's answer, and no later piece runs the hook", async () => {
+    let calls = 0;
+    const rejectFirst: MilterFilter = { body: () => (++calls === 1 ? 'reject' : 'continue'), eom: () => 'accept' };
+    expect(await inReads(rejectFirst, frames, 300)).toEqual(['O', 'c', 'r', 'c']);
+    expect(calls).toBe(1);
   });
 });
 

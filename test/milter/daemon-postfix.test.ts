@@ -38,6 +38,8 @@ describe('milterkit milter (the daemon) behind a real Postfix', () => {
     const [first, second] = (await postfix.waitForDelivery('alice', 2, 10_000)).map((m) => parseMessage(m));
     expectCleanAndDefanged(first, second, '\n');
     expect(verdicts()).toEqual(['clean', 'changed', 'reject']);
+    // The macro lists were honoured: the client's address came with MAIL FROM (no CONNECT event), the queue ID at end of message.
+    expect(daemon.lines.filter((l) => l.event === 'message').map((l) => [l.client, typeof l.queueId])).toEqual(Array(3).fill(['127.0.0.1', 'string']));
   });
 
   it('handles several messages on one SMTP connection, with raw 8-bit headers kept byte for byte', async () => {

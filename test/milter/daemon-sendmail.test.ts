@@ -76,6 +76,8 @@ describe('milterkit milter (the daemon) behind a real Sendmail', () => {
     // Sendmail relays with CRLF line ends; the two arrive in either order.
     expectCleanAndDefanged(messages.find((m) => m.headers.get('subject') === 'hello'), messages.find((m) => m.headers.get('subject') === 'invoice'), '\r\n');
     expect(verdicts()).toEqual(['clean', 'changed', 'reject']);
+    // The macro lists were honoured: the client's address came with MAIL FROM (no CONNECT event), the queue ID at end of message.
+    expect(daemon.lines.filter((l) => l.event === 'message').map((l) => [l.client, typeof l.queueId])).toEqual(Array(3).fill(['127.0.0.1', 'string']));
   });
 
   it('handles several messages on one SMTP connection, with raw 8-bit headers kept byte for byte', async () => {

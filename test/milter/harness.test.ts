@@ -19,6 +19,15 @@ describe('runMilter: the daemon work without an MTA', () => {
     expect(log).toEqual([expect.objectContaining({ verdict: 'changed', sender: '<a@example.com>' })]);
   });
 
+  it("gives the adapter's envelope the client and queue ID by the macros it asks for, as Postfix does", async () => {
+    let envelope: unknown;
+    const spy = { name: 'spy', check: (_message: unknown, seen: unknown) => ((envelope = structuredClone(seen)), { action: 'accept' as const }) };
+    const clean = Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nJust text.\r\n');
+    await runMilter(messageFilter(pipeline([spy], () => {})), { message: clean, sender: 'a@example.com', recipients: ['b@example.org'], client: { address: '192.0.2.7' }, macros: { E: { i: '4XyZ1' } } });
+    // No HELO name: Postfix has no macro for it.
+    expect(envelope).toEqual({ sender: '<a@example.com>', recipients: ['<b@example.org>'], client: { address: '192.0.2.7', helo: undefined }, queueId: '4XyZ1' });
+  });
+
   it('makes no modification at all to a clean message', async () => {
     const clean = Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nJust text.\r\n');
     const result = await runMilter(messageFilter(pipeline([defangPlugin({})], () => {})), { message: clean, sender: 'a@example.com', recipients: ['b@example.org'] });

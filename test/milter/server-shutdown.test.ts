@@ -42,3 +42,14 @@ describe('milter server: graceful shutdown', () => {
     busy.socket.destroy();
   });
 });
+
+describe('milterkit milter: stopping', () => {
+  it('a SIGTERM as soon as it says it listens stops it gracefully, never kills it (one process, and a cluster)', async () => {
+    const { startDaemon } = await import('../support/daemon.js');
+    for (const workers of [1, 1, 1, 1, 1, 1, 2, 2]) {
+      const daemon = await startDaemon(['--listen', 'inet:0@127.0.0.1', '--workers', String(workers)], { workers });
+      expect(await daemon.stop()).toBe(0);
+      expect(daemon.lines.map((l) => l.event)).toContain('stopped');
+    }
+  }, 60_000);
+});

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags.js';
 import { startPostfix, type PostfixInstance } from './postfix.js';
 
 export interface Daemon {
@@ -18,9 +19,20 @@ export interface Daemon {
  * `milterkit milter` as users run it (the built CLI), with a TypeScript loader when it must load plugin
  * modules written in TypeScript (the examples). Resolves once it (each of its `workers`) logged that it is listening.
  */
-export async function startDaemon(args: string[], options: { typescriptModules?: boolean; workers?: number } = {}): Promise<Daemon> {
+export interface DaemonLaunch {
+  typescriptModules?: boolean;
+  workers?: number;
+  /** V8 flags for node: the daemon's own by default (as `npm start` passes them). */
+  nodeFlags?: readonly string[];
+  /** Run the built CLI as an executable, so its shebang line starts node. */
+  viaShebang?: boolean;
+}
+
+export async function startDaemon(args: string[], options: DaemonLaunch = {}): Promise<Daemon> {
   const loader = options.typescriptModules ? ['--import', 'tsx'] : [];
-  const child = spawn(process.execPath, [...loader, 'dist/cli/main.js', 'milter', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = options.viaShebang
+    ? spawn('dist/cli/main.js', ['milter', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [...(options.nodeFlags ?? DAEMON_NODE_FLAGS), ...loader, 'dist/cli/main.js', 'milter', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   let stderr = '';
   let partial = '';
@@ -82,7 +94,7 @@ export interface DaemonBehindPostfix {
 export async function startDaemonBehindPostfix(
   users: string[],
   config: (postfix: PostfixInstance) => Record<string, unknown>,
-  options: { typescriptModules?: boolean; workers?: number } = {},
+  options: DaemonLaunch = {},
 ): Promise<DaemonBehindPostfix> {
   const dir = mkdtempSync(join(tmpdir(), 'milterkit-daemon-'));
   // Postfix's smtpd runs as the postfix user: it must be able to reach the socket.
