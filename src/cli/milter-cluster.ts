@@ -51,6 +51,14 @@ export async function runClusterPrimary(config: MilterConfig, log: Log): Promise
     process.on('SIGTERM', () => resolve('SIGTERM'));
     process.on('SIGINT', () => resolve('SIGINT'));
   });
+  // The health endpoint first: if its address is taken, stop here, before any worker exists.
+  let health: Awaited<ReturnType<typeof startHealthEndpoint>> | undefined;
+  try {
+    health = config.health ? await startHealthEndpoint(config.health, clusterStats) : undefined;
+  } catch (err) {
+    process.stderr.write(`milterkit milter: health endpoint: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
   let stopping = false;
   // Workers get the daemon's V8 flags even when the primary was started without them.
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...missingNodeFlags()] });
@@ -67,7 +75,6 @@ export async function runClusterPrimary(config: MilterConfig, log: Log): Promise
     else setTimeout(() => stopping || fork(), RESPAWN_DELAY_MS);
   });
   for (let i = 0; i < config.workers; i++) fork();
-  const health = config.health ? await startHealthEndpoint(config.health, clusterStats) : undefined;
   log('cluster', { workers: config.workers, pid: process.pid, health: health?.address() });
 
   const signal = await Promise.race([failedStart, stopSignal]);

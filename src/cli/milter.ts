@@ -1,11 +1,12 @@
 import cluster from 'node:cluster';
+import type { Server } from 'node:http';
 import { resolve } from 'node:path';
 import { DEFAULT_CONFIG, buildPipeline, readConfigFile, validateConfig, type MilterConfig } from '../milter/config.js';
 import { startHealthEndpoint } from '../milter/health-endpoint.js';
 import { messageFilter } from '../milter/message-adapter.js';
 import { pipeline, type MessageVerdict, type MilterPlugin } from '../milter/pipeline.js';
 import { startMilterServer, type MilterServer } from '../milter/server.js';
-import { MilterStats } from '../milter/stats.js';
+import { MilterStats, type StatsSnapshot } from '../milter/stats.js';
 import { runClusterPrimary, STATS_REPLY, STATS_REQUEST } from './milter-cluster.js';
 import { missingNodeFlags } from './node-flags.js';
 
@@ -68,13 +69,13 @@ export async function milterCommand(args: string[], out: (line: string) => void)
     const failure = await startupFailure(async () => {
       for (const plugin of await buildPipeline(config.pipeline, baseDirectory)) await plugin.close?.();
     });
-    return failure ?? runClusterPrimary(config, log);
+    // The daemon's signal handlers are taken: once it has stopped, or could not start, it exits, so that
+    // nothing left open (a plugin's connection) keeps it alive deaf to SIGTERM.
+    process.exit(failure ?? (await runClusterPrimary(config, log)));
   }
-  const code = await runWorker(config, baseDirectory);
-  // A worker's channel to its primary would keep it alive (and a disconnect exits with 0): exit with the
-  // code, which tells the primary whether the worker could start.
-  if (cluster.isWorker) process.exit(code);
-  return code;
+  // For a worker, also: its channel to the primary would keep it alive (and a disconnect exits with 0);
+  // the code tells the primary whether the worker could start.
+  process.exit(await runWorker(config, baseDirectory));
 }
 
 /** Runs a start-up step; on failure says why on stderr and gives exit code 2. */
@@ -96,12 +97,16 @@ async function runWorker(config: MilterConfig, baseDirectory: string): Promise<n
   // Signals are heard from the start: the socket takes connections as soon as it listens, and a SIGTERM
   // before the handlers were installed would kill messages in flight instead of stopping gracefully.
   const stopSignal = stopSignals();
+  let health: Server | undefined;
+  const snapshot = (): StatsSnapshot => stats.snapshot(server?.connections ?? 0);
   const failure = await startupFailure(async () => {
     plugins = await buildPipeline(config.pipeline, baseDirectory, log);
+    // Before the milter socket: a health address in use stops the start before any mail comes in.
+    if (config.health && !cluster.isWorker) health = await startHealthEndpoint(config.health, async () => snapshot());
     server = await startServer(config, plugins, stats);
   });
   if (failure !== undefined || !server) return failure ?? 2;
-  return serve(config, server, plugins, stats, stopSignal);
+  return serve(config, server, plugins, snapshot, health, stopSignal);
 }
 
 function startServer(config: MilterConfig, plugins: MilterPlugin[], stats: MilterStats): Promise<MilterServer> {
@@ -146,9 +151,7 @@ function stopSignals(): Promise<string> {
 }
 
 /** Serves until asked to stop, then stops gracefully. */
-async function serve(config: MilterConfig, server: MilterServer, plugins: MilterPlugin[], stats: MilterStats, stopSignal: Promise<string>): Promise<number> {
-  const snapshot = () => stats.snapshot(server.connections);
-  const health = config.health && !cluster.isWorker ? await startHealthEndpoint(config.health, async () => snapshot()) : undefined;
+async function serve(config: MilterConfig, server: MilterServer, plugins: MilterPlugin[], snapshot: () => StatsSnapshot, health: Server | undefined, stopSignal: Promise<string>): Promise<number> {
   const statsTimer = config.statsIntervalSeconds > 0 ? setInterval(() => log('stats', { ...snapshot() }), config.statsIntervalSeconds * 1000).unref() : undefined;
   if (cluster.isWorker) process.on('message', (m: unknown) => m === STATS_REQUEST && process.send?.({ type: STATS_REPLY, snapshot: snapshot() }));
   const missing = missingNodeFlags();

@@ -12,7 +12,12 @@
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
 
-/** The flags missing from this process's own (a daemon started as `node dist/cli/main.js`). */
-export function missingNodeFlags(execArgv: readonly string[] = process.execArgv): string[] {
-  return DAEMON_NODE_FLAGS.filter((flag) => !execArgv.includes(flag));
+/**
+ * The flags whose option this process was not started with, on its command line or in NODE_OPTIONS (a
+ * daemon started as `node dist/cli/main.js`). An option given with another value is the operator's
+ * choice, and stays.
+ */
+export function missingNodeFlags(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS ?? ''): string[] {
+  const given = [...execArgv, ...nodeOptions.split(/\s+/)].map((arg) => arg.split('=')[0]);
+  return DAEMON_NODE_FLAGS.filter((flag) => !given.includes(flag.split('=')[0]));
 }

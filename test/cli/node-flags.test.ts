@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { DAEMON_NODE_FLAGS, missingNodeFlags } from '../../src/cli/node-flags.js';
 import { startDaemon } from '../support/daemon.js';
 
 /** The arguments a running process was started with. */
@@ -20,6 +20,12 @@ describe("the daemon's V8 flags", () => {
     } finally {
       expect(await daemon.stop()).toBe(0);
     }
+  });
+
+  it("counts an option given with another value, or in NODE_OPTIONS, as the operator's choice", () => {
+    expect(missingNodeFlags([], '')).toEqual([...DAEMON_NODE_FLAGS]);
+    expect(missingNodeFlags(['--max-semi-space-size=8'], '')).toEqual([]);
+    expect(missingNodeFlags([], '--max-semi-space-size=2 --enable-source-maps')).toEqual([]);
   });
 
   it('cluster workers get them from a primary started without; a single process started without says so', async () => {

@@ -63,6 +63,25 @@ describe('cluster start-up', () => {
   });
 });
 
+describe('start-up failures', () => {
+  it('a health address in use stops the daemon with exit code 2 before it takes mail, one process or a cluster (it does not linger)', async () => {
+    const { createServer } = await import('node:net');
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      for (const workers of ['1', '2']) {
+        const run = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--workers', workers, '--listen', 'inet:0@127.0.0.1', '--health', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 15_000 });
+        expect(run.status).toBe(2);
+        expect(run.stderr).toContain('EADDRINUSE');
+        expect(run.stdout).not.toContain('"listening"');
+      }
+    } finally {
+      taken.close();
+    }
+  });
+});
+
 describe('config', () => {
   it('refuses unknown keys, wrong types and unknown plugins, naming the place', () => {
     expect(() => validateConfig({ listen: 'inet:8890@127.0.0.1', workerz: 2 }, 'milterkit.json')).toThrow('milterkit.json: unknown key "workerz"');
