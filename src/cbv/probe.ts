@@ -58,18 +58,18 @@ export async function probeHost(
     session = await SmtpSession.connect(ip, port, settings.connectTimeoutMs, settings.deadline);
     const greeting = await session.read('greeting', settings.greetingTimeoutMs);
     if (greeting.code !== 220) {
-      session.quit();
+      await session.quit();
       return { kind: 'next', reason: `greeting ${replyText(greeting)}`, noService: greeting.code >= 500 };
     }
     let ehlo = await session.command(`EHLO ${settings.heloName}`, settings.commandTimeoutMs);
     if (ehlo.code >= 500) ehlo = await session.command(`HELO ${settings.heloName}`, settings.commandTimeoutMs);
     if (ehlo.code !== 250) {
-      session.quit();
+      await session.quit();
       return { kind: 'next', reason: `EHLO ${replyText(ehlo)}` };
     }
     // An MX that greets with our own name is us: probing it would loop (pymilter's "fraudulent MX" check).
     if (ehlo.lines[0]?.split(/\s/)[0]?.toLowerCase() === settings.heloName.toLowerCase()) {
-      session.quit();
+      await session.quit();
       const self: AddressAnswer = { result: 'unverifiable', enhancedStatus: undefined, detail: 'self-mx', code: undefined, message: `${host} is this host` };
       return { kind: 'answered', answers: sameAnswer(addresses, self) };
     }
@@ -85,7 +85,7 @@ export async function probeHost(
         }
         ehlo = await session.command(`EHLO ${settings.heloName}`, settings.commandTimeoutMs);
         if (ehlo.code !== 250) {
-          session.quit();
+          await session.quit();
           return { kind: 'next', reason: `EHLO after TLS ${replyText(ehlo)}` };
         }
         capabilities = new Set(ehlo.lines.slice(1).map((l) => l.split(/\s/)[0]?.toUpperCase() ?? ''));
@@ -138,7 +138,7 @@ export async function probeHost(
       answers.set(address, answer(reply, classifyRcpt(reply)));
     }
     if (settings.detectCatchAll) await checkCatchAll(answers, transaction, addresses);
-    session.quit();
+    await session.quit();
     for (const address of addresses) {
       if (!answers.has(address)) answers.set(address, { result: 'tempfail', enhancedStatus: undefined, detail: 'connection lost', code: undefined, message: 'not asked' });
     }

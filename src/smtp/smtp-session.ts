@@ -206,10 +206,13 @@ export class SmtpSession {
    * Says QUIT and closes without waiting for the answer, as Postfix's client does by default
    * (smtp_skip_quit_response): the 221 tells nothing, and waiting for it costs a round trip per probe.
    */
-  quit(): void {
-    if (this.closed || this.socket.destroyed) return;
+  /** Resolves once the connection is closed on our side: a per-domain session slot covers all of it. */
+  quit(): Promise<void> {
+    if (this.closed || this.socket.destroyed) return Promise.resolve();
     this.transcript.push('C: QUIT');
+    const closed = new Promise<void>((resolve) => this.socket.once('close', () => resolve()));
     this.socket.end('QUIT\r\n', 'latin1', () => this.close());
+    return closed;
   }
 
   close(): void {
