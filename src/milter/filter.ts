@@ -49,6 +49,11 @@ export interface MilterFilter {
    */
   noReply?: readonly NoReplyStage[];
   /**
+   * The changes this filter may make at end of message (libmilter's SMFIF_* flags): only those are asked
+   * of the MTA, and any other is refused at end of message. Without it, every change the MTA offers.
+   */
+  actions?: readonly (keyof ChangeSet)[];
+  /**
    * The macros to send with each stage's event, instead of the MTA's defaults (smfi_setsymlist: Postfix
    * and Sendmail ≥ 8.14 honour it). Connection facts such as {client_addr} can be had at MAIL this way,
    * which spares the CONNECT and HELO events (and a wake-up of the filter each) on every connection.

@@ -50,6 +50,18 @@ const NO_REPLY_BITS: Readonly<Record<NoReplyStage, number>> = {
 };
 
 const ALL_CHANGES = Action.ADDHDRS | Action.CHGHDRS | Action.CHGBODY | Action.ADDRCPT | Action.ADDRCPT_PAR | Action.DELRCPT | Action.QUARANTINE | Action.CHGFROM;
+/** The SMFIF_* flag each change needs (inserting a header is adding one; deleting one is changing it). */
+const CHANGE_ACTIONS: Readonly<Record<keyof ChangeSet, number>> = {
+  addHeader: Action.ADDHDRS,
+  insertHeader: Action.ADDHDRS,
+  changeHeader: Action.CHGHDRS,
+  deleteHeader: Action.CHGHDRS,
+  replaceBody: Action.CHGBODY,
+  addRecipient: Action.ADDRCPT | Action.ADDRCPT_PAR,
+  deleteRecipient: Action.DELRCPT,
+  changeSender: Action.CHGFROM,
+  quarantine: Action.QUARANTINE,
+};
 const REPLY = /^([45])\d\d(?:[ -]|$)/;
 
 class Timeout extends Error {}
@@ -246,7 +258,8 @@ export class MilterSession {
     protocol &= offeredProtocol;
     this.leadingSpace = (protocol & Protocol.HDR_LEADSPC) !== 0;
     this.noReply = protocol & Object.values(NO_REPLY_BITS).reduce((a, b) => a | b, 0);
-    this.actions = this.filter.eom ? ALL_CHANGES & offeredActions : 0;
+    const wanted = this.filter.actions ? this.filter.actions.reduce((bits, change) => bits | CHANGE_ACTIONS[change], 0) : ALL_CHANGES;
+    this.actions = this.filter.eom ? wanted & offeredActions : 0;
     // Macro lists only to an MTA that offers to honour them; otherwise its defaults come, as before.
     const macros = new Map<number, string>();
     if (offeredActions & Action.SETSYMLIST) {

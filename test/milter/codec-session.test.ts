@@ -273,6 +273,17 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     expect(seen).toEqual(['mail', 'rcpt', 'rcpt', 'Subject', 'X-Two', 'body']);
   });
 
+  it('asks only for the changes a filter opts into, and refuses any other at end of message (the fallback)', async () => {
+    const headerOnly: MilterFilter = { actions: ['addHeader', 'insertHeader'], eom: (changes) => void changes.replaceBody(Buffer.from('x')) };
+    const { replies, log } = await exchange(headerOnly, message);
+    expect(replies[0]?.[1].readUInt32BE(4)).toBe(Action.ADDHDRS);
+    expect(replies.at(-1)?.[0]).toBe('t');
+    expect(log).toContainEqual(expect.objectContaining({ event: 'filter-error', stage: 'eom', error: 'replaceBody was not negotiated with the MTA' }));
+    // Without the list: every change the MTA offers.
+    const all = await exchange({ eom: () => 'continue' }, message);
+    expect(all.replies[0]?.[1].readUInt32BE(4)).toBe(0x1ff & ~Action.SETSYMLIST);
+  });
+
   it('asks for the macro lists a filter names (smfi_setsymlist), only of an MTA that offers to honour them', async () => {
     const filter: MilterFilter = { macros: { envFrom: ['{client_addr}', 'i'], eom: ['i'] }, envFrom: () => 'continue' };
     const offered = (await exchange(filter, [POSTFIX_OPTNEG])).replies[0]?.[1] as Buffer;
