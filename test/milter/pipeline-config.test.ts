@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { buildPipeline, messageFilter, parseMessage, pipeline, runMilter, validateConfig, type MilterPlugin } from '../../src/index.js';
 
@@ -47,37 +47,32 @@ describe('pipeline', () => {
   });
 });
 
-describe('cluster start-up', () => {
-  it('stops with exit code 2 when its workers cannot listen, instead of living on with nobody listening', async () => {
+describe('start-up failures', () => {
+  /** Runs `milterkit milter` with `args(port)` while a loopback port is taken; returns how it ended. */
+  async function withPortTaken(args: (port: number) => string[]): Promise<SpawnSyncReturns<string>> {
     const { createServer } = await import('node:net');
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const { port } = taken.address() as { port: number };
     try {
-      const run = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--workers', '2', '--listen', `inet:${port}@127.0.0.1`], { encoding: 'utf8', timeout: 20_000 });
-      expect(run.status).toBe(2);
-      expect(run.stderr).toContain('EADDRINUSE');
+      return spawnSync(process.execPath, ['dist/cli/main.js', 'milter', ...args(port)], { encoding: 'utf8', timeout: 20_000 });
     } finally {
       taken.close();
     }
-  });
-});
+  }
 
-describe('start-up failures', () => {
+  it('a cluster whose workers cannot listen stops with exit code 2, instead of living on with nobody listening', async () => {
+    const run = await withPortTaken((port) => ['--workers', '2', '--listen', `inet:${port}@127.0.0.1`]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toContain('EADDRINUSE');
+  });
+
   it('a health address in use stops the daemon with exit code 2 before it takes mail, one process or a cluster (it does not linger)', async () => {
-    const { createServer } = await import('node:net');
-    const taken = createServer();
-    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
-    const { port } = taken.address() as { port: number };
-    try {
-      for (const workers of ['1', '2']) {
-        const run = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--workers', workers, '--listen', 'inet:0@127.0.0.1', '--health', `127.0.0.1:${port}`], { encoding: 'utf8', timeout: 15_000 });
-        expect(run.status).toBe(2);
-        expect(run.stderr).toContain('EADDRINUSE');
-        expect(run.stdout).not.toContain('"listening"');
-      }
-    } finally {
-      taken.close();
+    for (const workers of ['1', '2']) {
+      const run = await withPortTaken((port) => ['--workers', workers, '--listen', 'inet:0@127.0.0.1', '--health', `127.0.0.1:${port}`]);
+      expect(run.status).toBe(2);
+      expect(run.stderr).toContain('EADDRINUSE');
+      expect(run.stdout).not.toContain('"listening"');
     }
   });
 });
