@@ -28,12 +28,20 @@ export class BodyBuffer {
     return this.bytes;
   }
 
-  async push(chunk: Buffer): Promise<void> {
+  /**
+   * Synchronous while the body is in memory: the session arms a timer for a hook only when it returns a
+   * promise, and a 1 MB body comes in some thirty pieces.
+   */
+  push(chunk: Buffer): void | Promise<void> {
     this.bytes += chunk.length;
     if (!this.file && this.bytes <= this.thresholdBytes) {
       this.chunks.push(chunk);
       return;
     }
+    return this.spill(chunk);
+  }
+
+  private async spill(chunk: Buffer): Promise<void> {
     if (!this.file) {
       const path = join(this.directory ?? tmpdir(), `milterkit-body-${process.pid}-${randomBytes(8).toString('hex')}`);
       // 'wx': never reuse or follow an existing file.
@@ -72,14 +80,13 @@ export class BodyBuffer {
     return [body];
   }
 
-  /** Drops the body (ABORT, a finished or failed message). */
-  async discard(): Promise<void> {
+  /** Drops the body (ABORT, a finished or failed message); synchronous unless a file is to be removed. */
+  discard(): void | Promise<void> {
     const file = this.file;
     this.reset();
-    if (file) {
-      file.stream.destroy();
-      await rm(file.path, { force: true });
-    }
+    if (!file) return;
+    file.stream.destroy();
+    return rm(file.path, { force: true });
   }
 
   private reset(): void {

@@ -73,17 +73,21 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
       macros: { envFrom: [...MAIL_MACROS], eom: ['i'] },
       // What applyTransform may send: header edits, the body, quarantine — never the envelope.
       actions: ['addHeader', 'changeHeader', 'deleteHeader', 'replaceBody', 'quarantine'],
-      async envFrom(sender) {
+      envFrom(sender) {
         headers = [];
-        await body.discard();
         envelope = { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: undefined };
+        return body.discard();
       },
-      async envRcpt(recipient) {
-        const refused = await transform.recipient?.(envelope, recipient);
-        if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
-        envelope.recipients.push(recipient);
-        if (envelope.recipients.length === 1) transform.begin?.(envelope);
-        return 'continue';
+      envRcpt(recipient) {
+        const admit = (refused: RecipientResult): Verdict => {
+          if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
+          envelope.recipients.push(recipient);
+          if (envelope.recipients.length === 1) transform.begin?.(envelope);
+          return 'continue';
+        };
+        // Only a recipient check that is waited for makes a promise (and the session's timer for it).
+        const refused = transform.recipient?.(envelope, recipient);
+        return typeof (refused as PromiseLike<RecipientResult> | undefined)?.then === 'function' ? Promise.resolve(refused).then(admit) : admit(refused as RecipientResult);
       },
       header(name, value) {
         headers.push([name, value]);
