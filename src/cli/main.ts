@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=4
+#!/usr/bin/env -S node --max-semi-space-size=4 --initial-old-space-size=64
 import { defangCommand } from './defang.js';
 import { dsnCommand } from './dsn.js';
 import { inspectCommand } from './inspect.js';
