@@ -229,7 +229,7 @@ async function run(options: BenchOptions): Promise<void> {
       ]);
     }
   }
-  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'empty pipeline/s', 'node floor/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'empty pipeline of ceiling', 'node floor of ceiling', 'milter CPU ms/msg: ours / empty / floor / pymilter'], rows);
+  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'empty pipeline/s', 'node floor/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'empty pipeline of ceiling', 'node floor of ceiling', 'milter CPU ms/msg: ours / empty / node floor / pymilter'], rows);
   if (memory) console.log(`\nmilterkit daemon RSS (unix, 2 KB messages): ${(memory.afterWarmUp / 1024).toFixed(0)} MiB after warm-up, ${(memory.after1000 / 1024).toFixed(0)} MiB after 1,000 more, ${(memory.atEnd / 1024).toFixed(0)} MiB after ${options.quick ? '2,000' : '10,000'}`);
   console.log('(targets: added cost at most half of pymilter\'s; within 25% of the ceiling at 100 KB; memory flat)');
 }

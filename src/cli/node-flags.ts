@@ -1,9 +1,10 @@
 /**
  * V8 flags the daemon runs with; `npm start`, the `milterkit` command's shebang and the cluster's workers
  * pass them (a test keeps the three in agreement). They must be given when node starts: the heap is
- * configured before any of our code runs.
+ * configured before any of our code runs. `--initial-old-space-size` is one node refuses in NODE_OPTIONS:
+ * only the command line can give it.
  *
- * Why: every socket read, and the copy of each body chunk, is a Buffer outside V8's heap, which V8 frees
+ * Why: every socket read (and so the message body, held as views of them) is a Buffer outside V8's heap, which V8 frees
  * when a garbage collection finds it dead. The daemon allocates little on the heap itself, so two V8
  * defaults make it pay for those Buffers with full mark-compacts instead of cheap minor GCs:
  * - `--max-semi-space-size=4`: with node's default young generation (growing to 16 MiB per semi-space)

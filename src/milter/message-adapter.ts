@@ -57,7 +57,7 @@ export interface AdapterOptions {
  * The macros the adapter asks for at MAIL FROM: the client's address and name, its HELO name (Sendmail),
  * and the queue ID where it is known by then (Sendmail; Postfix gives it at end of message).
  */
-export const MAIL_MACROS = ['{client_addr}', '{client_name}', 's', 'i'] as const;
+const MAIL_MACROS = ['{client_addr}', '{client_name}', 's', 'i'] as const;
 
 export function messageFilter(transform: MessageTransform, options: AdapterOptions = {}): FilterFactory {
   return (context): MilterFilter => {

@@ -207,7 +207,7 @@ export class MilterSession {
 
   /**
    * Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. A hook
-   * that answers at once (most header and body hooks) costs no timer: it cannot time out, it held the
+   * that answers at once (the adapter's MAIL, RCPT, header and body hooks, most others') costs no timer: it cannot time out, it held the
    * thread. One that returns a promise races its timeout. `controller` (end of message) is aborted at the
    * timeout, and when the connection closes while the hook runs.
    */

@@ -26,7 +26,7 @@ describe("the daemon's V8 flags", () => {
     expect(missingNodeFlags([], '')).toEqual([...DAEMON_NODE_FLAGS]);
     expect(missingNodeFlags(['--max-semi-space-size=8'], '')).toEqual(['--initial-old-space-size=64']);
     expect(missingNodeFlags(['--initial-old-space-size=256'], '--max-semi-space-size=2 --enable-source-maps')).toEqual([]);
-    expect(missingNodeFlags([], '--initial-old-space-size=16')).toEqual(['--max-semi-space-size=4']);
+    expect(missingNodeFlags(['--initial-old-space-size=16'], '')).toEqual(['--max-semi-space-size=4']);
   });
 
   it('cluster workers get them from a primary started without; a single process started without says so', async () => {
