@@ -62,7 +62,12 @@ export interface MilterFilter {
   connect?: Hook<[ConnectInfo]>;
   helo?: Hook<[string]>;
   envFrom?: Hook<[string, string[]]>;
-  envRcpt?: Hook<[string, string[]]>;
+  /**
+   * `signal`, when the MTA waits for the answer, is aborted when the hook's time is up (the MTA then has
+   * the fallback for that recipient): a result that comes later must not count. Undefined for a no-reply
+   * RCPT, whose failure fails the whole message anyway.
+   */
+  envRcpt?: Hook<[string, string[], AbortSignal | undefined]>;
   data?: Hook<[]>;
   /** The value as the MTA sent it: raw bytes, folded lines joined by LF. */
   header?: Hook<[string, Buffer]>;

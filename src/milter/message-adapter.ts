@@ -78,9 +78,11 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         envelope = { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: undefined };
         return body.discard();
       },
-      envRcpt(recipient) {
+      envRcpt(recipient, _args, signal) {
         const admit = (refused: RecipientResult): Verdict => {
           if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
+          // Too late: the MTA has the fallback for this recipient, which is not one of the message's.
+          if (signal?.aborted) return 'continue';
           envelope.recipients.push(recipient);
           if (envelope.recipients.length === 1) transform.begin?.(envelope);
           return 'continue';

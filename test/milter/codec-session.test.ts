@@ -175,6 +175,25 @@ describe('milter session', () => {
     expect(timedOut.replies.map(([c]) => c).join('')).toBe('Or');
   });
 
+  it('a recipient check that answers after its timeout does not make that recipient one of the message', async () => {
+    const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+    let recipients: string[] = [];
+    const transform = Object.assign(
+      async (_message: unknown, envelope: { recipients: string[] }) => {
+        await sleep(150); // long enough for the late check below to come back
+        recipients = [...envelope.recipients];
+        return { action: 'accept' as const };
+      },
+      { recipient: async (_envelope: unknown, recipient: string) => (recipient.includes('late') ? sleep(250).then(() => undefined) : undefined) },
+    );
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<late@d>\0')), encodeFrame(Command.RCPT, z('<ok@d>\0')), encodeFrame(Command.HEADER, z('Subject\0hi\0')), encodeFrame(Command.BODY, z('text\r\n')), encodeFrame(Command.BODYEOB)];
+    const { replies, log } = await exchange(messageFilter(transform)({ macro: () => undefined }), frames);
+    // The late recipient got the fallback; the message went on with the other.
+    expect(replies.map(([c]) => c).join('')).toBe('Otcc');
+    expect(log).toEqual([{ event: 'filter-error', stage: 'envRcpt', error: 'envRcpt took longer than 200 ms', fallback: 'tempfail' }]);
+    expect(recipients).toEqual(['<ok@d>']);
+  });
+
   it('aborts the end-of-message signal at the timeout: the pipeline starts no plugin after it', async () => {
     let seen: AbortSignal | undefined;
     const ran: string[] = [];
