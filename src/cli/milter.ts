@@ -155,7 +155,7 @@ async function serve(config: MilterConfig, server: MilterServer, plugins: Milter
   const statsTimer = config.statsIntervalSeconds > 0 ? setInterval(() => log('stats', { ...snapshot() }), config.statsIntervalSeconds * 1000).unref() : undefined;
   if (cluster.isWorker) process.on('message', (m: unknown) => m === STATS_REQUEST && process.send?.({ type: STATS_REPLY, snapshot: snapshot() }));
   const missing = missingNodeFlags();
-  if (missing.length > 0) log('notice', { message: `node started without ${missing.join(' ')}: large messages cost up to 40% more CPU (README, "Node flags")` });
+  if (missing.length > 0) log('notice', { message: `node started without ${missing.join(' ')}: messages of 100 KB and more cost up to 1.5–1.8× the CPU (README, "Node flags")` });
   log('listening', { address: server.address, pid: process.pid, plugins: plugins.map((p) => p.name), health: health?.address() });
   const signal = await stopSignal;
   log('stopping', { signal, connections: server.connections });
