@@ -6,7 +6,9 @@
 // milter can do, over the unix socket) and a pymilter milter doing less than the first (parse, check
 // attachment names, add a header: bench/pymilter-milter.py). Every setup runs side by side and the
 // rounds alternate between them, so that a shared machine's drift does not favour one. Each milter's
-// added cost per message is 1/rate - 1/ceiling. Also the daemon's memory over 10,000 messages.
+// added cost per message is 1/rate - 1/ceiling. The same comparison in CPU time: the whole machine's
+// per message (on a machine whose cores are all busy, what the rate follows) and the milter process's
+// own. Also the daemon's memory over 10,000 messages.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, chmodSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -145,12 +147,35 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
-/** Messages per second over one run of `count` messages, and the milter's CPU milliseconds per message. */
-async function rate(setup: Setup, size: number, count: number): Promise<{ rate: number; cpuMs: number | undefined }> {
+/**
+ * CPU seconds the whole machine has been busy so far, every core: Postfix, smtp-source, smtp-sink, the
+ * milter and the kernel's work for them all. /proc/stat's first line: user, nice, system, idle, iowait,
+ * irq, softirq, then steal (another guest's time) and guest times (already in user): left out.
+ */
+function machineBusySeconds(): number {
+  const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0] = (readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq) / 100;
+}
+
+interface Run {
+  rate: number;
+  /** The milter's own CPU milliseconds per message. */
+  cpuMs: number | undefined;
+  /** The machine's CPU milliseconds per message (the other setups are idle meanwhile). */
+  machineMs: number;
+}
+
+/** Messages per second over one run of `count` messages, and what it cost in CPU. */
+async function rate(setup: Setup, size: number, count: number): Promise<Run> {
   const before = setup.milter ? cpuSeconds(setup.milter.pid) : 0;
+  const machineBefore = machineBusySeconds();
   const result = count / (await send(setup.postfix, count, size));
   await until(() => queueEmpty(setup.postfix), 'the queue to drain', 120_000);
-  return { rate: result, cpuMs: setup.milter ? ((cpuSeconds(setup.milter.pid) - before) * 1000) / count : undefined };
+  return {
+    rate: result,
+    cpuMs: setup.milter ? ((cpuSeconds(setup.milter.pid) - before) * 1000) / count : undefined,
+    machineMs: ((machineBusySeconds() - machineBefore) * 1000) / count,
+  };
 }
 
 async function run(options: BenchOptions): Promise<void> {
@@ -168,6 +193,7 @@ async function run(options: BenchOptions): Promise<void> {
   await until(() => connectable({ port: sinkPort }), 'smtp-sink');
   const rates = new Map<string, number[]>();
   const cpuMs = new Map<string, number[]>();
+  const machineMs = new Map<string, number[]>();
   const record = (map: Map<string, number[]>, key: string, value: number): void => void map.set(key, [...(map.get(key) ?? []), value]);
   let memory: { afterWarmUp: number; after1000: number; atEnd: number } | undefined;
   const setups: [string, Setup][] = [];
@@ -180,6 +206,7 @@ async function run(options: BenchOptions): Promise<void> {
           const r = await rate(setup, size, count);
           record(rates, `${name}/${size}`, r.rate);
           if (r.cpuMs !== undefined) record(cpuMs, `${name}/${size}`, r.cpuMs);
+          record(machineMs, `${name}/${size}`, r.machineMs);
           console.error(`[bench milter] round ${round + 1}: ${name} ${size} B: ${r.rate.toFixed(1)} msg/s`);
         }
       }
@@ -202,9 +229,12 @@ async function run(options: BenchOptions): Promise<void> {
 
   console.log(`\n## milter: messages/s through Postfix (smtp-source -> Postfix -> smtp-sink), concurrency ${CONCURRENCY}, median of ${repeats}, after ${WARM_UP_MESSAGES} warm-up messages\n`);
   const rows: string[][] = [];
+  const cpuRows: string[][] = [];
   const fixed = (n: number | undefined, digits: number): string => (n === undefined ? '-' : n.toFixed(digits));
+  const milters = ['milterkit', 'empty pipeline', 'node floor', 'pymilter'];
   for (const transport of ['unix', 'tcp'] as Transport[]) {
     for (const size of SIZES) {
+      const label = `${transport} ${size >= 1 << 20 ? `${size >> 20} MB` : `${Math.round(size / 1024)} KB`}`;
       const ceiling = medianOf(rates, `ceiling/unix/${size}`) as number;
       const ours = medianOf(rates, `milterkit/${transport}/${size}`) as number;
       const empty = medianOf(rates, `empty pipeline/${transport}/${size}`);
@@ -213,7 +243,7 @@ async function run(options: BenchOptions): Promise<void> {
       const added = (r: number): number => Math.max(0, 1000 / r - 1000 / ceiling);
       const share = (r: number | undefined): string => (r === undefined ? '-' : `${((100 * r) / ceiling).toFixed(0)}%`);
       rows.push([
-        `${transport} ${size >= 1 << 20 ? `${size >> 20} MB` : `${Math.round(size / 1024)} KB`}`,
+        label,
         ceiling.toFixed(0),
         ours.toFixed(0),
         fixed(empty, 0),
@@ -225,11 +255,27 @@ async function run(options: BenchOptions): Promise<void> {
         share(ours),
         share(empty),
         share(floor),
-        ['milterkit', 'empty pipeline', 'node floor', 'pymilter'].map((mode) => fixed(medianOf(cpuMs, `${mode}/${transport}/${size}`), 2)).join(' / '),
+      ]);
+      // The same comparison in CPU: what each setup costs the whole machine per message, above the ceiling's.
+      const machineCeiling = medianOf(machineMs, `ceiling/unix/${size}`) as number;
+      const machine = (mode: string): number | undefined => medianOf(machineMs, `${mode}/${transport}/${size}`);
+      const machineAdded = (mode: string): number | undefined => {
+        const m = machine(mode);
+        return m === undefined ? undefined : Math.max(0, m - machineCeiling);
+      };
+      const oursAdded = machineAdded('milterkit') as number;
+      const theirsAdded = machineAdded('pymilter');
+      cpuRows.push([
+        label,
+        [machineCeiling, ...milters.map(machine)].map((m) => fixed(m, 2)).join(' / '),
+        milters.map((mode) => fixed(medianOf(cpuMs, `${mode}/${transport}/${size}`), 2)).join(' / '),
+        theirsAdded === undefined ? '-' : `${(theirsAdded / Math.max(oursAdded, 1e-9)).toFixed(1)}x`,
       ]);
     }
   }
-  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'empty pipeline/s', 'node floor/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'empty pipeline of ceiling', 'node floor of ceiling', 'milter CPU ms/msg: ours / empty / node floor / pymilter'], rows);
+  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'empty pipeline/s', 'node floor/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'empty pipeline of ceiling', 'node floor of ceiling'], rows);
+  console.log('\nCPU milliseconds per message: the whole machine (Postfix, smtp-source, smtp-sink, the milter, the kernel) and the milter process alone\n');
+  printTable(['socket, size', 'machine: ceiling / ours / empty / node floor / pymilter', 'milter process: ours / empty / node floor / pymilter', 'pymilter machine CPU above the ceiling / ours'], cpuRows);
   if (memory) console.log(`\nmilterkit daemon RSS (unix, 2 KB messages): ${(memory.afterWarmUp / 1024).toFixed(0)} MiB after warm-up, ${(memory.after1000 / 1024).toFixed(0)} MiB after 1,000 more, ${(memory.atEnd / 1024).toFixed(0)} MiB after ${options.quick ? '2,000' : '10,000'}`);
   console.log('(targets: added cost at most half of pymilter\'s; within 25% of the ceiling at 100 KB; memory flat)');
 }
