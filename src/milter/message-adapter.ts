@@ -59,11 +59,30 @@ export interface AdapterOptions {
  */
 const MAIL_MACROS = ['{client_addr}', '{client_name}', 's', 'i'] as const;
 
+/** What the adapter holds of the message in progress. */
+interface MessageInProgress {
+  headers: [string, Buffer][];
+  body: BodyBuffer;
+  envelope: Envelope;
+}
+
 export function messageFilter(transform: MessageTransform, options: AdapterOptions = {}): FilterFactory {
   return (context): MilterFilter => {
-    let headers: [string, Buffer][] = [];
-    const body = new BodyBuffer(options.memoryThresholdBytes ?? 8 * 1024 * 1024, options.temporaryDirectory);
-    let envelope: Envelope;
+    // One per message, never reused: an end of message that outlives its timeout (the MTA has had the
+    // fallback and gone on to the next message) keeps working on its own body and envelope.
+    let message: MessageInProgress | undefined;
+    const begin = (sender: string): MessageInProgress => ({
+      headers: [],
+      body: new BodyBuffer(options.memoryThresholdBytes ?? 8 * 1024 * 1024, options.temporaryDirectory),
+      envelope: { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: undefined },
+    });
+    // MAIL is always negotiated (the adapter has its hook): this only covers an MTA that skips it anyway.
+    const current = (): MessageInProgress => (message ??= begin(''));
+    const drop = (): void | Promise<void> => {
+      const dropped = message;
+      message = undefined;
+      return dropped?.body.discard();
+    };
     return {
       // Every hook before end of message only collects: the MTA need not wait for any of them — but for
       // RCPT when the transform may refuse recipients.
@@ -74,11 +93,12 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
       // What applyTransform may send: header edits, the body, quarantine — never the envelope.
       actions: ['addHeader', 'changeHeader', 'deleteHeader', 'replaceBody', 'quarantine'],
       envFrom(sender) {
-        headers = [];
-        envelope = { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: undefined };
-        return body.discard();
+        const previous = drop();
+        message = begin(sender);
+        return previous;
       },
       envRcpt(recipient, _args, signal) {
+        const { envelope } = current();
         const admit = (refused: RecipientResult): Verdict => {
           if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
           // Too late: the MTA has the fallback for this recipient, which is not one of the message's.
@@ -92,21 +112,19 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         return typeof (refused as PromiseLike<RecipientResult> | undefined)?.then === 'function' ? Promise.resolve(refused).then(admit) : admit(refused as RecipientResult);
       },
       header(name, value) {
-        headers.push([name, value]);
+        current().headers.push([name, value]);
       },
       body(chunk) {
-        return body.push(chunk);
+        return current().body.push(chunk);
       },
       async eom(changes, signal) {
+        const { headers, body, envelope } = current();
+        message = undefined;
         envelope.queueId = context.macro('i');
         return applyTransform(headers, await body.take(), envelope, transform, changes, signal);
       },
-      abort() {
-        return body.discard();
-      },
-      close() {
-        return body.discard();
-      },
+      abort: drop,
+      close: drop,
     };
   };
 }

@@ -1,6 +1,6 @@
 import { encodeResponse, parseCommand, type MilterResponse, type MtaCommand } from './codec.js';
 import type { ChangeSet, FilterFactory, MacroStage, MilterContext, MilterFilter, NoReplyStage, Verdict } from './filter.js';
-import { Action, CHUNK_SIZE, MacroStage as MacroStageCode, PROTOCOL_VERSION, Protocol } from './protocol.js';
+import { Action, CHUNK_SIZE, Command, MacroStage as MacroStageCode, PROTOCOL_VERSION, Protocol } from './protocol.js';
 import type { Frame } from './codec.js';
 
 export interface SessionOptions {
@@ -24,6 +24,9 @@ const SKIPPABLE: ReadonlyArray<[keyof MilterFilter, number]> = [
   ['body', Protocol.NOBODY],
   ['unknown', Protocol.NOUNKNOWN],
 ];
+
+/** The commands whose macros belong to one message, MAIL's first: they go with the message. */
+const MESSAGE_MACRO_STAGES = [Command.MAIL, Command.RCPT, Command.DATA, Command.HEADER, Command.EOH, Command.BODY, Command.BODYEOB];
 
 /** SMFIM_* by stage, for the macro lists of the negotiation. */
 const MACRO_STAGES: Readonly<Record<MacroStage, number>> = {
@@ -269,11 +272,15 @@ export class MilterSession {
     this.respond({ type: 'optneg', version: Math.min(command.version, PROTOCOL_VERSION), actions, protocol, ...(macros.size > 0 ? { macros } : {}) });
   }
 
-  private resetMessage(): void {
+  /**
+   * `keepMailMacros`: the message ends because the next one's MAIL has come (Sendmail sends no ABORT after
+   * a milter settled a message early), and the MAIL macros just received are that next message's.
+   */
+  private resetMessage(keepMailMacros = false): void {
     this.inMessage = false;
     this.messageDone = false;
     if (this.pending?.scope === 'message') this.pending = undefined;
-    for (const stage of [0x4d, 0x52, 0x54, 0x4c, 0x4e, 0x42, 0x45]) this.macros.delete(stage);
+    for (const stage of MESSAGE_MACRO_STAGES.slice(keepMailMacros ? 1 : 0)) this.macros.delete(stage);
   }
 
   /** A stage's verdict: the response, and whether it ends the message (no more hooks until the next one). */
@@ -383,7 +390,7 @@ export class MilterSession {
       case 'helo':
         return this.stage('helo', f.helo && (() => f.helo?.call(f, command.name)), 'connection');
       case 'mail':
-        if (this.inMessage) await this.abortMessage();
+        if (this.inMessage) await this.abortMessage(true);
         return this.stage('envFrom', f.envFrom && (() => f.envFrom?.call(f, command.sender, command.args)), 'message');
       case 'rcpt': {
         // A signal only where the MTA waits: creating one costs more than many a hook (node 20).
@@ -423,9 +430,9 @@ export class MilterSession {
     }
   }
 
-  private async abortMessage(): Promise<void> {
+  private async abortMessage(keepMailMacros = false): Promise<void> {
     if (this.inMessage && this.filter.abort) await this.run('abort', this.options.hookTimeoutMs, () => this.filter.abort?.call(this.filter));
-    this.resetMessage();
+    this.resetMessage(keepMailMacros);
   }
 
   /** The MTA closed the connection: whatever a hook is still doing is for nothing. */

@@ -139,6 +139,32 @@ describe('milter session', () => {
     expect(new FrameReader(1 << 20).push(Buffer.concat(sent)).map((f) => String.fromCharCode(f.command))).toEqual(['O', 'c', 'c', 'c']);
   });
 
+  it('a MAIL without ABORT before it (Sendmail, after a verdict at MAIL) ends the old message and keeps its own macros', async () => {
+    const seen: string[] = [];
+    let macro: ((n: string) => string | undefined) | undefined;
+    const filter: MilterFilter = {
+      envFrom: (sender) => (seen.push(`from ${sender} i=${macro?.('i')} auth=${macro?.('{auth_authen}')} rcpt=${macro?.('{rcpt_addr}')}`), sender.includes('bad') ? 'reject' : 'continue'),
+      envRcpt: () => 'continue',
+      abort: () => void seen.push('abort'),
+    };
+    const sent: Buffer[] = [];
+    const session = new MilterSession((ctx) => ((macro = ctx.macro), filter), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (frames) => sent.push(...frames));
+    const frames = [
+      POSTFIX_OPTNEG,
+      encodeFrame(Command.MACRO, z('M', 'i\0Q1\0{auth_authen}\0alice\0')),
+      encodeFrame(Command.MAIL, z('<bad@example.com>\0')),
+      encodeFrame(Command.MACRO, z('R', '{rcpt_addr}\0old@example.org\0')),
+      encodeFrame(Command.RCPT, z('<old@example.org>\0')),
+      encodeFrame(Command.MACRO, z('M', 'i\0Q2\0{auth_authen}\0bob\0')),
+      encodeFrame(Command.MAIL, z('<good@example.com>\0')),
+    ];
+    for (const frame of new FrameReader(1 << 20).push(Buffer.concat(frames))) await session.handle(frame);
+    // The old message's RCPT macros are gone with it; the new MAIL's own are there.
+    expect(seen).toEqual(['from <bad@example.com> i=Q1 auth=alice rcpt=undefined', 'abort', 'from <good@example.com> i=Q2 auth=bob rcpt=undefined']);
+    // MAIL rejected; the RCPT of the settled message answered without its hook; the new MAIL continued.
+    expect(new FrameReader(1 << 20).push(Buffer.concat(sent)).map((f) => String.fromCharCode(f.command))).toEqual(['O', 'r', 'c', 'c']);
+  });
+
   it('sends end-of-message changes in a safe order, the body in contiguous chunks of at most 65535 bytes', async () => {
     const body = Buffer.alloc(150_000, 0x61);
     const filter: MilterFilter = {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { defangPlugin, messageFilter, parseMessage, pipeline, runMilter } from '../../src/index.js';
+import type { ChangeSet } from '../../src/milter/filter.js';
 
 const exe = Buffer.from('MZ\x90\x00PE\x00\x00', 'latin1').toString('base64');
 const attachment = Buffer.from(
@@ -74,6 +75,47 @@ describe('messageFilter: large bodies', () => {
 
       const untouched = await runMilter(messageFilter(() => ({ action: 'accept' }), { memoryThresholdBytes: 1024, temporaryDirectory: directory }), input);
       expect(untouched.delivered?.equals(big)).toBe(true);
+      expect(await readdir(directory)).toEqual([]);
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('messageFilter: one message at a time', () => {
+  it('an end of message still running after its timeout keeps its own body and envelope; the next message keeps its own', async () => {
+    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const directory = await mkdtemp(join(tmpdir(), 'milterkit-race-'));
+    try {
+      const seen: string[] = [];
+      // Spilled to files (threshold 0), so that taking the body back waits on the file system.
+      const factory = messageFilter(
+        (message, envelope) => (seen.push(`${envelope.sender} ${envelope.queueId}: ${message.root.content().toString().trim()}`), { action: 'accept' }),
+        { memoryThresholdBytes: 0, temporaryDirectory: directory },
+      );
+      let queueId = 'Q1';
+      const hooks = factory({ macro: (name) => (name === 'i' ? queueId : undefined) });
+      const recorded: string[] = [];
+      const changes = new Proxy({} as ChangeSet, { get: (_, name) => (...args: unknown[]) => void recorded.push(`${String(name)} ${args.join(' ')}`) });
+      const signal = new AbortController().signal;
+      const header = Buffer.from(' hello');
+
+      await hooks.envFrom?.('<first@example.com>', []);
+      hooks.header?.('Subject', header);
+      await hooks.body?.(Buffer.from('first body\r\n'));
+      // The session has answered with the fallback at the timeout and the MTA goes on; this end of
+      // message has only begun (it waits for its body file), and the next message arrives meanwhile.
+      const first = hooks.eom?.(changes, signal);
+      queueId = 'Q2';
+      await hooks.envFrom?.('<second@example.com>', []);
+      hooks.header?.('Subject', header);
+      await hooks.body?.(Buffer.from('second body\r\n'));
+      await first;
+      await hooks.eom?.(changes, signal);
+      expect(seen).toEqual(['<first@example.com> Q1: first body', '<second@example.com> Q2: second body']);
+      expect(recorded).toEqual([]);
       expect(await readdir(directory)).toEqual([]);
     } finally {
       await rm(directory, { recursive: true, force: true });
