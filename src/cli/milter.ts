@@ -122,11 +122,14 @@ function startServer(config: MilterConfig, plugins: MilterPlugin[], stats: Milte
   });
   return startMilterServer({
     listen: config.listen,
-    filter: messageFilter(transform, { memoryThresholdBytes: config.memoryThresholdBytes, temporaryDirectory: config.temporaryDirectory }),
+    filter: messageFilter(transform, { memoryThresholdBytes: config.memoryThresholdBytes, temporaryDirectory: config.temporaryDirectory, maxMessageBytes: config.maxMessageBytes, oversizeAction: config.oversizeAction }),
     fallback: config.fallback,
     hookTimeoutMs: config.hookTimeoutMs,
     eomTimeoutMs: config.eomTimeoutMs,
     maxPacketSize: config.maxPacketSize,
+    progressIntervalMs: config.progressIntervalMs,
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxConnections: config.maxConnections,
     socketMode: config.socketMode,
     socketGroup: config.socketGroup,
     ownsSocketPath: !cluster.isWorker,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { validatePolicy, readPolicyFile } from '../defang/policy-file.js';
 import type { PolicyInput } from '../defang/policy.js';
+import type { OversizeAction } from './message-adapter.js';
 import type { MilterPlugin } from './pipeline.js';
 import { cbvPlugin, type CbvPluginOptions } from './plugins/cbv.js';
 import { defangPlugin } from './plugins/defang.js';
@@ -32,11 +33,21 @@ export interface MilterConfig {
   /** Body bytes kept in memory per message before spilling to a temporary file. Default 8 MiB. */
   memoryThresholdBytes: number;
   temporaryDirectory: string | undefined;
+  /** The largest message kept and filtered; past it, `oversizeAction`. Default 64 MiB. */
+  maxMessageBytes: number;
+  /** Default 'reject' (552 5.3.4); 'accept' passes such mail on unfiltered (logged as `unfiltered`). */
+  oversizeAction: OversizeAction;
   /** Per-stage limits on a filter's work; past them, the fallback. Defaults 25 s and 250 s (end of message). */
   hookTimeoutMs: number;
   eomTimeoutMs: number;
   /** Largest milter packet accepted. Default 1 MiB. */
   maxPacketSize: number;
+  /** PROGRESS to the MTA this often while an end of message is worked on (0: never). Default 5 s. */
+  progressIntervalMs: number;
+  /** A connection silent this long is closed (0: never). Default 7210 s, as libmilter. */
+  idleTimeoutMs: number;
+  /** Connections at once per process; more are closed at once (the MTA applies its default action). Default 1000. */
+  maxConnections: number;
   pipeline: PluginConfig[];
 }
 
@@ -50,11 +61,22 @@ export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
   health: undefined,
   memoryThresholdBytes: 8 * 1024 * 1024,
   temporaryDirectory: undefined,
+  maxMessageBytes: 64 * 1024 * 1024,
+  oversizeAction: 'reject',
   hookTimeoutMs: 25_000,
   eomTimeoutMs: 250_000,
   maxPacketSize: 1024 * 1024,
+  progressIntervalMs: 5000,
+  idleTimeoutMs: 7_210_000,
+  maxConnections: 1000,
   pipeline: [{ plugin: 'defang' }],
 };
+
+/**
+ * The least a numeric setting may be, where 0 would not mean "never" but break the daemon: no worker,
+ * every hook timed out at once, every packet refused (Postfix's BODY packets alone are 64 KiB).
+ */
+const MINIMUM: Partial<Record<keyof MilterConfig, number>> = { workers: 1, maxMessageBytes: 1, hookTimeoutMs: 1, eomTimeoutMs: 1, maxPacketSize: 65_536, maxConnections: 1 };
 
 const NOTIFY_KEYS = new Set(['plugin', 'reportingMta', 'relay', 'routes', 'port', 'heloName', 'timeoutMs', 'template']);
 const CBV_KEYS = new Set(['plugin', 'routes', 'header', 'rejectInvalid', 'tempfailOnTempfail', 'refuseAtRcpt', 'port', 'timeoutMs', 'connectTimeoutMs', 'greetingTimeoutMs', 'commandTimeoutMs', 'heloName', 'probeSender', 'detectCatchAll', 'allowLoopback', 'allowPrivate', 'opportunisticTls', 'cache', 'ttls', 'maxConcurrentPerDomain', 'maxSessionsPerMinutePerDomain']);
@@ -91,15 +113,25 @@ export function validateConfig(value: unknown, where = 'config'): Partial<Milter
         if (v !== 'tempfail' && v !== 'reject' && v !== 'accept') fail('fallback must be tempfail, reject or accept');
         out.fallback = v as MilterConfig['fallback'];
         break;
+      case 'oversizeAction':
+        if (v !== 'reject' && v !== 'accept') fail('oversizeAction must be reject or accept');
+        out.oversizeAction = v as OversizeAction;
+        break;
       case 'workers':
       case 'statsIntervalSeconds':
       case 'memoryThresholdBytes':
+      case 'maxMessageBytes':
       case 'hookTimeoutMs':
       case 'eomTimeoutMs':
       case 'maxPacketSize':
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < (key === 'workers' ? 1 : 0)) fail(`${key} must be a ${key === 'workers' ? 'positive' : 'non-negative'} integer`);
+      case 'progressIntervalMs':
+      case 'idleTimeoutMs':
+      case 'maxConnections': {
+        const least = MINIMUM[key] ?? 0;
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < least) fail(`${key} must be an integer of at least ${least}`);
         out[key] = v as number;
         break;
+      }
       case 'pipeline':
         if (!Array.isArray(v) || v.length === 0) fail('pipeline must be a non-empty array');
         out.pipeline = (v as unknown[]).map((entry, i) => validatePluginConfig(entry, `${where}: pipeline[${i}]`));

@@ -16,6 +16,8 @@ export interface HarnessInput {
   /** Macros by stage letter ('C', 'H', 'M', 'R', 'T', 'N', 'E'). */
   macros?: Partial<Record<string, Record<string, string>>>;
   options?: Partial<SessionOptions>;
+  /** What the MTA offers at negotiation (SMFIC_OPTNEG's words); default Postfix 3's: version 6, everything. */
+  offer?: Partial<{ version: number; actions: number; protocol: number }>;
 }
 
 export interface HarnessResult {
@@ -79,9 +81,10 @@ export async function runMilter(factory: FilterFactory, input: HarnessInput): Pr
 
   // Negotiation first: which events the filter wants, and whether values go out verbatim.
   const optneg = Buffer.alloc(12);
-  optneg.writeUInt32BE(POSTFIX_OFFER.version, 0);
-  optneg.writeUInt32BE(POSTFIX_OFFER.actions, 4);
-  optneg.writeUInt32BE(POSTFIX_OFFER.protocol, 8);
+  const offer = { ...POSTFIX_OFFER, ...input.offer };
+  optneg.writeUInt32BE(offer.version, 0);
+  optneg.writeUInt32BE(offer.actions, 4);
+  optneg.writeUInt32BE(offer.protocol, 8);
   await session.handle({ command: Command.OPTNEG, data: optneg });
   const negotiated = replies()[0] as Frame;
   const protocol = negotiated.data.readUInt32BE(8);
@@ -186,7 +189,8 @@ function applyModifications(frames: Frame[], original: [string, Buffer][], body:
         const [name, value] = readHeader(frame.data, 4);
         const positions = headers.map((h, i) => (h[0].toLowerCase() === name.toLowerCase() ? i : -1)).filter((i) => i >= 0);
         const at = positions[index - 1];
-        if (value.trim() === '') {
+        // As Postfix: an empty value (not a blank one) deletes.
+        if (frame.data.length === 4 + Buffer.byteLength(name, 'latin1') + 2) {
           if (at !== undefined) headers.splice(at, 1);
         } else if (at !== undefined) headers[at] = [name, value];
         else headers.push([name, value]);
@@ -210,6 +214,9 @@ function applyModifications(frames: Frame[], original: [string, Buffer][], body:
         break;
       case Response.QUARANTINE:
         result.quarantine = frame.data.toString('latin1').replace(/\0$/, '');
+        break;
+      case Response.PROGRESS:
+        // Only restarts the MTA's clock.
         break;
       default:
         recordVerdict(frame, result);

@@ -36,7 +36,15 @@ export type MessageTransform = ((message: MimeMessage, envelope: Envelope, signa
    * reply. Having it makes the MTA wait for an answer to every RCPT.
    */
   recipient?(envelope: Readonly<Envelope>, recipient: string): RecipientResult | Promise<RecipientResult>;
+  /**
+   * Told of a message over `maxMessageBytes`, which the adapter answers by itself (it was neither kept
+   * nor parsed), for the log: `size` is what had come when it was given up.
+   */
+  oversize?(envelope: Readonly<Envelope>, size: number, action: OversizeAction): void;
 };
+/** What becomes of a message over `maxMessageBytes`: refused (552 5.3.4), or passed on unfiltered. */
+export type OversizeAction = 'reject' | 'accept';
+export const OVERSIZE_REPLY = '552 5.3.4 Message too big for the content filter';
 /** What becomes of one recipient: undefined lets it through. */
 export type RecipientResult = Extract<TransformResult, { action: 'reject' | 'tempfail' }> | undefined;
 
@@ -51,6 +59,14 @@ export interface AdapterOptions {
   memoryThresholdBytes?: number;
   /** Where such files go. Default os.tmpdir(). */
   temporaryDirectory?: string;
+  /**
+   * The largest message (header and body bytes) kept and filtered. Past it the message is dropped at
+   * once and answered with `oversizeAction`: a body is read back into memory whole at end of message,
+   * and Sendmail sets no size limit by default. Default 64 MiB.
+   */
+  maxMessageBytes?: number;
+  /** Default 'reject': mail the filter could not look at does not pass. */
+  oversizeAction?: OversizeAction;
 }
 
 /**
@@ -64,6 +80,10 @@ interface MessageInProgress {
   headers: [string, Buffer][];
   body: BodyBuffer;
   envelope: Envelope;
+  /** Header and body bytes received. */
+  size: number;
+  /** Past maxMessageBytes: nothing more is kept. */
+  oversize: boolean;
 }
 
 export function messageFilter(transform: MessageTransform, options: AdapterOptions = {}): FilterFactory {
@@ -71,11 +91,23 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
     // One per message, never reused: an end of message that outlives its timeout (the MTA has had the
     // fallback and gone on to the next message) keeps working on its own body and envelope.
     let message: MessageInProgress | undefined;
+    const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+    const oversizeAction = options.oversizeAction ?? 'reject';
     const begin = (sender: string): MessageInProgress => ({
       headers: [],
       body: new BodyBuffer(options.memoryThresholdBytes ?? 8 * 1024 * 1024, options.temporaryDirectory),
       envelope: { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: undefined },
+      size: 0,
+      oversize: false,
     });
+    /** Adds to the message's size; the first time it passes the limit, drops what was kept. */
+    const count = (m: MessageInProgress, bytes: number): void | Promise<void> => {
+      m.size += bytes;
+      if (m.oversize || m.size <= maxMessageBytes) return;
+      m.oversize = true;
+      m.headers = [];
+      return m.body.discard();
+    };
     // MAIL is always negotiated (the adapter has its hook): this only covers an MTA that skips it anyway.
     const current = (): MessageInProgress => (message ??= begin(''));
     const drop = (): void | Promise<void> => {
@@ -112,15 +144,24 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         return typeof (refused as PromiseLike<RecipientResult> | undefined)?.then === 'function' ? Promise.resolve(refused).then(admit) : admit(refused as RecipientResult);
       },
       header(name, value) {
-        current().headers.push([name, value]);
+        const m = current();
+        const dropped = count(m, name.length + value.length + 3);
+        if (m.oversize) return dropped;
+        m.headers.push([name, value]);
       },
       body(chunk) {
-        return current().body.push(chunk);
+        const m = current();
+        const dropped = count(m, chunk.length);
+        return m.oversize ? dropped : m.body.push(chunk);
       },
       async eom(changes, signal) {
-        const { headers, body, envelope } = current();
+        const { headers, body, envelope, size, oversize } = current();
         message = undefined;
         envelope.queueId = context.macro('i');
+        if (oversize) {
+          transform.oversize?.(envelope, size, oversizeAction);
+          return oversizeAction === 'accept' ? 'continue' : { reply: OVERSIZE_REPLY };
+        }
         return applyTransform(headers, await body.take(), envelope, transform, changes, signal);
       },
       abort: drop,

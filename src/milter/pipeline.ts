@@ -48,7 +48,7 @@ export interface MilterPlugin {
 }
 
 /** The verdict of a whole message, as logged. */
-export type MessageVerdict = 'clean' | 'changed' | 'quarantine' | 'reject' | 'tempfail' | 'discard';
+export type MessageVerdict = 'clean' | 'changed' | 'quarantine' | 'reject' | 'tempfail' | 'discard' | 'unfiltered';
 
 /**
  * Receives one record per message: envelope facts, the verdict, and each plugin's fields; and one per
@@ -85,6 +85,10 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Mes
     log({ queueId: envelope.queueId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address, verdict, ...fields });
     if (final) return final;
     return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
+  };
+  // Over the adapter's size limit: no plugin saw it, and the line says so (`unfiltered` when passed on).
+  transform.oversize = (envelope, size, action) => {
+    log({ queueId: envelope.queueId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address, verdict: action === 'reject' ? 'reject' : 'unfiltered', oversize: size });
   };
   transform.begin = (envelope) => {
     for (const plugin of plugins) {

@@ -34,6 +34,13 @@ export interface MilterServerOptions extends Partial<SessionOptions> {
   ownsSocketPath?: boolean;
   /** How long close() waits for messages in flight before cutting connections. Default 30 s. */
   shutdownGraceMs?: number;
+  /**
+   * A connection on which nothing has moved for this long is closed: an MTA that went away without a
+   * word (a half-dead TCP peer) or never negotiated. 0: never. Default 7210 s, libmilter's.
+   */
+  idleTimeoutMs?: number;
+  /** Connections at once; more are closed as they come (the MTA then applies its default action). Default 1000. */
+  maxConnections?: number;
 }
 
 export interface MilterServer {
@@ -67,6 +74,7 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     fallback: options.fallback ?? DEFAULTS.fallback,
     hookTimeoutMs: options.hookTimeoutMs ?? DEFAULTS.hookTimeoutMs,
     eomTimeoutMs: options.eomTimeoutMs ?? DEFAULTS.eomTimeoutMs,
+    progressIntervalMs: options.progressIntervalMs,
     log: options.log ?? DEFAULTS.log,
   };
   const maxPacketSize = options.maxPacketSize ?? 1024 * 1024;
@@ -74,9 +82,12 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
   let closing = false;
   const idle = new Set<Socket>();
 
+  const idleTimeoutMs = options.idleTimeoutMs ?? 7_210_000;
   const server: Server = createServer((socket) => {
     sockets.add(socket);
     if (spec.kind === 'tcp') socket.setNoDelay(true);
+    // Longer than any hook may take (the MTA's own timeouts come first); PROGRESS counts as activity.
+    if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     const reader = new FrameReader(maxPacketSize);
     const session = new MilterSession(options.filter, sessionOptions, (frames) => {
       // Corked: the frames of one answer leave in one system call (each write would wake the MTA).
@@ -119,6 +130,8 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     });
     idle.add(socket);
   });
+
+  server.maxConnections = options.maxConnections ?? 1000;
 
   const ownsPath = spec.kind === 'unix' && options.ownsSocketPath !== false;
   if (ownsPath && existsSync(spec.path)) unlinkSync(spec.path);

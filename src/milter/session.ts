@@ -9,6 +9,12 @@ export interface SessionOptions {
   /** Time a hook may take; end of message gets `eomTimeoutMs`. */
   hookTimeoutMs: number;
   eomTimeoutMs: number;
+  /**
+   * While an end of message is being worked on, a PROGRESS this often, so that the MTA keeps waiting:
+   * Sendmail allows each reply 10 s by default (T=R:10s) and takes PROGRESS only then; Postfix restarts
+   * its clock too. 0: never. Default 5 s.
+   */
+  progressIntervalMs?: number;
   log: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -92,11 +98,15 @@ class CollectedChanges implements ChangeSet {
     this.headers.push({ type: 'insheader', index, name, value: this.clean(value) });
   }
   changeHeader(name: string, index: number, value: string): void {
-    this.need(Action.CHGHDRS, 'changeHeader');
-    this.headers.push({ type: 'chgheader', index, name, value: this.clean(value) });
+    // An empty value is how the protocol says "delete": a header set to nothing keeps a blank.
+    this.change(name, index, this.clean(value) || ' ');
   }
   deleteHeader(name: string, index: number): void {
-    this.changeHeader(name, index, '');
+    this.change(name, index, '');
+  }
+  private change(name: string, index: number, value: string): void {
+    this.need(Action.CHGHDRS, 'changeHeader');
+    this.headers.push({ type: 'chgheader', index, name, value });
   }
   replaceBody(body: Buffer): void {
     this.need(Action.CHGBODY, 'replaceBody');
@@ -212,9 +222,9 @@ export class MilterSession {
    * Runs a hook within its time limit; an exception or timeout is logged and reported as `failed`. A hook
    * that answers at once (the adapter's MAIL, RCPT, header and body hooks, most others') costs no timer: it cannot time out, it held the
    * thread. One that returns a promise races its timeout. `controller` (end of message) is aborted at the
-   * timeout, and when the connection closes while the hook runs.
+   * timeout, and when the connection closes while the hook runs. `keepAlive`: PROGRESS meanwhile.
    */
-  private async run<T>(stage: string, timeoutMs: number, hook: () => T | PromiseLike<T>, controller?: AbortController): Promise<{ failed: false; value: T } | { failed: true }> {
+  private async run<T>(stage: string, timeoutMs: number, hook: () => T | PromiseLike<T>, controller?: AbortController, keepAlive = false): Promise<{ failed: false; value: T } | { failed: true }> {
     const failed = (err: unknown): { failed: true } => {
       this.options.log('filter-error', { stage, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
       return { failed: true };
@@ -229,6 +239,8 @@ export class MilterSession {
     }
     if (typeof (answer as PromiseLike<T> | undefined)?.then !== 'function') return { failed: false, value: answer as T };
     let timer: NodeJS.Timeout | undefined;
+    const progressMs = this.options.progressIntervalMs ?? 5000;
+    const progress = keepAlive && progressMs > 0 ? setInterval(() => this.respond({ type: 'progress' }), progressMs) : undefined;
     if (controller) this.running.add(controller);
     try {
       const value = await Promise.race([
@@ -246,6 +258,7 @@ export class MilterSession {
       return failed(err);
     } finally {
       clearTimeout(timer);
+      clearInterval(progress);
       if (controller) this.running.delete(controller);
     }
   }
@@ -317,7 +330,8 @@ export class MilterSession {
     }
     // A verdict other than continue settles the message (or, at RCPT, only that recipient).
     if (scope === 'message' && response.type !== 'continue') this.messageDone = true;
-    if (scope === 'recipient' && response.type === 'accept') this.messageDone = true;
+    // At RCPT, accept and discard are about the whole message (the MTA drops it for every recipient).
+    if (scope === 'recipient' && (response.type === 'accept' || response.type === 'discard')) this.messageDone = true;
     this.respond(response);
   }
 
@@ -355,7 +369,7 @@ export class MilterSession {
     const changes = new CollectedChanges(this.actions);
     const eom = this.filter.eom;
     const controller = new AbortController();
-    const outcome = await this.run('eom', this.options.eomTimeoutMs, () => eom.call(this.filter, changes, controller.signal), controller);
+    const outcome = await this.run('eom', this.options.eomTimeoutMs, () => eom.call(this.filter, changes, controller.signal), controller, true);
     let responses: MilterResponse[];
     try {
       const final = verdictResponse(outcome.failed ? this.options.fallback : (outcome.value as Verdict | void));

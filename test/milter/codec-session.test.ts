@@ -201,6 +201,20 @@ describe('milter session', () => {
     expect(timedOut.replies.map(([c]) => c).join('')).toBe('Or');
   });
 
+  it('keeps the MTA waiting with PROGRESS while an end of message works, and only then', async () => {
+    const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+    const filter: MilterFilter = {
+      envFrom: async () => (await sleep(120), 'continue' as const),
+      eom: async (changes) => (await sleep(130), changes.addHeader('X-Checked', 'yes'), 'continue' as const),
+    };
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.BODYEOB)];
+    const { replies } = await exchange(filter, frames, { progressIntervalMs: 50 });
+    // Two or three PROGRESS at end of message (at 50 and 100 ms, maybe 150), none at MAIL (Sendmail takes it only at EOM).
+    expect(replies.map(([c]) => c).join('')).toMatch(/^Ocp{2,3}hc$/);
+    const quiet = await exchange(filter, frames, { progressIntervalMs: 0 });
+    expect(quiet.replies.map(([c]) => c).join('')).toBe('Ochc');
+  });
+
   it('a recipient check that answers after its timeout does not make that recipient one of the message', async () => {
     const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
     let recipients: string[] = [];
@@ -356,6 +370,21 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     expect(replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c', 't']);
     expect(seen).toEqual(['Subject']);
     expect(log).toContainEqual(expect.objectContaining({ event: 'filter-error', stage: 'header', error: 'header bug', fallback: 'tempfail' }));
+  });
+
+  it('a discard at RCPT settles the whole message: no later hook runs, end of message is answered without eom', async () => {
+    const ran: string[] = [];
+    const filter: MilterFilter = {
+      envFrom: () => 'continue',
+      envRcpt: (rcpt) => (ran.push(`rcpt ${rcpt}`), rcpt.includes('trap') ? 'discard' : 'continue'),
+      header: () => void ran.push('header'),
+      eom: () => (ran.push('eom'), 'continue'),
+    };
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<trap@x>\0')), encodeFrame(Command.RCPT, z('<c@d>\0')), encodeFrame(Command.HEADER, z('Subject\0 x\0')), encodeFrame(Command.BODYEOB)];
+    const { replies } = await exchange(filter, frames);
+    expect(ran).toEqual(['rcpt <trap@x>']);
+    // OPTNEG, MAIL, the discarding RCPT, then the other RCPT, the header and end of message answered by the session.
+    expect(replies.map(([c]) => c).join('')).toBe('Ocdccc');
   });
 
   it('a verdict from a no-reply stage answers the next stage the MTA waits for: every RCPT, or the end of message', async () => {

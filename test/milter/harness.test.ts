@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defangPlugin, messageFilter, parseMessage, pipeline, runMilter } from '../../src/index.js';
 import type { ChangeSet } from '../../src/milter/filter.js';
+import type { MilterPlugin } from '../../src/milter/pipeline.js';
 
 const exe = Buffer.from('MZ\x90\x00PE\x00\x00', 'latin1').toString('base64');
 const attachment = Buffer.from(
@@ -120,5 +121,51 @@ describe('messageFilter: one message at a time', () => {
     } finally {
       await rm(directory, { recursive: true, force: true });
     }
+  });
+});
+
+describe('messageFilter: header edits', () => {
+  it('a header set to an empty value stays, blank; a removed one goes', async () => {
+    const message = Buffer.from('From: a@example.com\r\nX-Tag: old\r\nX-Gone: yes\r\nSubject: hi\r\n\r\nText.\r\n');
+    const edit = messageFilter((parsed) => {
+      parsed.headers.set('X-Tag', '');
+      parsed.headers.remove('X-Gone');
+      return { action: 'accept' };
+    });
+    for (const leadingSpace of [true, false]) {
+      // Without HDR_LEADSPC (older Postfix and Sendmail) the empty value must not turn into a delete either.
+      const result = await runMilter(edit, { message, sender: 'a@example.com', recipients: ['b@example.org'], offer: leadingSpace ? undefined : { protocol: 0x1fffff & ~0x100000 } });
+      const delivered = parseMessage(result.delivered ?? Buffer.alloc(0));
+      expect(delivered.headers.get('x-tag')?.trim()).toBe('');
+      expect(delivered.headers.get('x-gone')).toBeUndefined();
+    }
+  });
+});
+
+describe('messageFilter: maxMessageBytes', () => {
+  const message = Buffer.from(`From: a@example.com\r\nSubject: big\r\n\r\n${'A line of text to make the body long enough.\r\n'.repeat(100)}`);
+  const input = { message, sender: 'a@example.com', recipients: ['b@example.org'] };
+
+  it('refuses a message over the limit without keeping or parsing it, and logs it; one under passes', async () => {
+    const log: Record<string, unknown>[] = [];
+    let checked = 0;
+    const counting: MilterPlugin = { name: 'count', check: () => (checked++, { action: 'accept' }) };
+    const filter = (maxMessageBytes: number, oversizeAction?: 'accept') => messageFilter(pipeline([counting], (f) => log.push(f)), { maxMessageBytes, oversizeAction });
+
+    const refused = await runMilter(filter(1000), input);
+    expect(refused).toMatchObject({ verdict: 'reject', reply: '552 5.3.4 Message too big for the content filter' });
+    expect(checked).toBe(0);
+    // Header and body bytes: all of the message but the blank line between them.
+    expect(log).toEqual([expect.objectContaining({ verdict: 'reject', oversize: message.length - 2 })]);
+
+    const passed = await runMilter(filter(1000, 'accept'), input);
+    expect(passed.verdict).toBe('continue');
+    expect(passed.delivered?.equals(message)).toBe(true);
+    expect(checked).toBe(0);
+    expect(log[1]).toMatchObject({ verdict: 'unfiltered' });
+
+    const fits = await runMilter(filter(message.length + 100), input);
+    expect(fits.delivered?.equals(message)).toBe(true);
+    expect(checked).toBe(1);
   });
 });

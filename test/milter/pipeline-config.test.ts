@@ -80,7 +80,15 @@ describe('start-up failures', () => {
 describe('config', () => {
   it('refuses unknown keys, wrong types and unknown plugins, naming the place', () => {
     expect(() => validateConfig({ listen: 'inet:8890@127.0.0.1', workerz: 2 }, 'milterkit.json')).toThrow('milterkit.json: unknown key "workerz"');
-    expect(() => validateConfig({ workers: 0 })).toThrow('workers must be a positive integer');
+    expect(() => validateConfig({ workers: 0 })).toThrow('workers must be an integer of at least 1');
+    // Limits where 0 would break the daemon rather than mean "never".
+    expect(() => validateConfig({ hookTimeoutMs: 0 })).toThrow('hookTimeoutMs must be an integer of at least 1');
+    expect(() => validateConfig({ eomTimeoutMs: 0 })).toThrow('eomTimeoutMs must be an integer of at least 1');
+    expect(() => validateConfig({ maxPacketSize: 4096 })).toThrow('maxPacketSize must be an integer of at least 65536');
+    expect(() => validateConfig({ maxConnections: 0 })).toThrow('maxConnections must be an integer of at least 1');
+    expect(() => validateConfig({ oversizeAction: 'drop' })).toThrow('oversizeAction must be reject or accept');
+    expect(() => validateConfig({ progressIntervalMs: -1 })).toThrow('progressIntervalMs must be an integer of at least 0');
+    expect(validateConfig({ progressIntervalMs: 0, idleTimeoutMs: 0, memoryThresholdBytes: 0 })).toEqual({ progressIntervalMs: 0, idleTimeoutMs: 0, memoryThresholdBytes: 0 });
     expect(() => validateConfig({ listen: 'tcp:25' })).toThrow(/expected inet:PORT@HOST/);
     expect(() => validateConfig({ pipeline: [{ plugin: 'spamassassin' }] })).toThrow('config: pipeline[0]: plugin must be "defang", "cbv", "notify" or "module"');
     expect(() => validateConfig({ pipeline: [{ plugin: 'cbv', rejectInvalids: true }] })).toThrow('pipeline[0]: unknown key "rejectInvalids"');

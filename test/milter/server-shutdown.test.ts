@@ -43,6 +43,31 @@ describe('milter server: graceful shutdown', () => {
   });
 });
 
+describe('milter server: limits on connections', () => {
+  it('closes a connection silent past idleTimeoutMs, and connections beyond maxConnections as they come', async () => {
+    const server = await startMilterServer({ listen: 'inet:0@127.0.0.1', log: () => {}, idleTimeoutMs: 300, maxConnections: 1, filter: () => ({ eom: () => 'continue' }) });
+    const { port } = server.address as { port: number };
+    const open = async () => {
+      const socket = connect({ port, host: '127.0.0.1' });
+      const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+      await new Promise((resolve) => socket.once('connect', resolve));
+      return { socket, closed };
+    };
+    const opened = Date.now();
+    // Connects, never negotiates: a peer that went quiet.
+    const silent = await open();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const extra = await open();
+    expect((await extra.closed) - opened).toBeLessThan(250);
+    const after = (await silent.closed) - opened;
+    expect(after).toBeGreaterThanOrEqual(250);
+    expect(after).toBeLessThan(3000);
+    for (let i = 0; i < 50 && server.connections > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(server.connections).toBe(0);
+    await server.close();
+  });
+});
+
 describe('milterkit milter: stopping', () => {
   it('a SIGTERM as soon as it says it listens stops it gracefully, never kills it (one process, and a cluster)', async () => {
     const { startDaemon } = await import('../support/daemon.js');
