@@ -78,4 +78,31 @@ describe('cbv plugin in a milter session', () => {
     expect(new FrameReader(1 << 20).push(Buffer.concat(sent)).at(-1)?.command).toBe('t'.charCodeAt(0));
     expect(log).toEqual(['filter-error']);
   });
+
+  it('with refuseAtRcpt, a probe slower than rcptWaitMs lets the RCPT through; the refusal comes after the message', async () => {
+    // The MX says "no such user", but only after 600 ms.
+    const mx = await scriptedServer({ reply: (line) => (line.startsWith('RCPT TO:<alice@') ? { delayMs: 600, reply: '550 5.1.1 no such user' } : undefined) });
+    servers.push(mx);
+    const plugin = cbvPlugin({
+      resolver: fakeResolver({ 'example.test': { mx: [{ exchange: 'mx.example.test', priority: 10 }], a: { 'mx.example.test': ['127.0.0.1'] } } }),
+      port: mx.port,
+      allowLoopback: true,
+      cache: false,
+      rejectInvalid: true,
+      refuseAtRcpt: true,
+      rcptWaitMs: 100,
+      maxSessionsPerMinutePerDomain: 100_000,
+    });
+    const sent: Buffer[] = [];
+    const session = new MilterSession(messageFilter(pipeline([plugin], () => {})), { fallback: 'tempfail', hookTimeoutMs: 5000, eomTimeoutMs: 5000, log: () => {} }, (frames) => sent.push(...frames));
+    const replies = (): string[] => new FrameReader(1 << 20).push(Buffer.concat(sent.splice(0))).map((r) => String.fromCharCode(r.command) + r.data.toString('latin1').replace(/\0/g, ''));
+    await session.handle(frame(encodeFrame(Command.OPTNEG, Buffer.concat([u32(6), u32(0x1ff), u32(0x1fffff)]))));
+    await session.handle(frame(encodeFrame(Command.MAIL, z('<alice@example.test>\0'))));
+    const started = Date.now();
+    await session.handle(frame(encodeFrame(Command.RCPT, z('<bob@example.org>\0'))));
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(replies().slice(1)).toEqual(['c']);
+    for (const data of [encodeFrame(Command.HEADER, z('Subject\0hello\0')), encodeFrame(Command.EOH), encodeFrame(Command.BODY, z('text\r\n')), encodeFrame(Command.BODYEOB)]) await session.handle(frame(data));
+    expect(replies().at(-1)).toBe('y550 5.1.7 Sender address rejected: undeliverable address');
+  });
 });

@@ -16,6 +16,12 @@ export interface CbvPluginOptions extends VerifyOptions {
    * Default false.
    */
   refuseAtRcpt?: boolean;
+  /**
+   * How long a RCPT waits for the probe (with refuseAtRcpt); past it the recipient goes through and the
+   * refusal, if any, comes after the message. Keep it under the daemon's hookTimeoutMs, past which the
+   * MTA gets the fallback for that recipient, and under Sendmail's T=R:. Default 20 s.
+   */
+  rcptWaitMs?: number;
   /** Domains verified at fixed hosts instead of their MX (an internal hub DNS does not publish), as transport_maps. */
   routes?: Record<string, string>;
 }
@@ -37,7 +43,7 @@ function reportValue(v: Verification): string {
  * on, and one probe serves the whole transaction (every RCPT and the end of message).
  */
 export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
-  const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, refuseAtRcpt = false, routes, ...rest } = options;
+  const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, refuseAtRcpt = false, rcptWaitMs = 20_000, routes, ...rest } = options;
   const verifyOptions: VerifyOptions = routes ? { ...rest, resolver: routedResolver(routes, rest.resolver) } : rest;
   const senderOf = (envelope: Readonly<Envelope>): string => envelope.sender.trim().replace(/^<(.*)>$/, '$1');
   // One verification per transaction: the adapter makes a new envelope at each MAIL FROM.
@@ -58,13 +64,24 @@ export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
     if (tempfailOnTempfail && v.result === 'tempfail') return { action: 'tempfail', reply: CBV_TEMPFAIL_REPLY, log };
     return undefined;
   };
+  /** The refusal at RCPT, if the probe answers within rcptWaitMs; otherwise none yet (check() decides). */
+  const refusalInTime = async (envelope: Readonly<Envelope>): Promise<PluginRecipientResult> => {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), rcptWaitMs)));
+    try {
+      const v = await Promise.race([verification(envelope), late]);
+      return v && refusal(v);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   return {
     name: 'cbv',
     begin(envelope) {
       // A failure (a broken cache) is for check() to meet and turn into the fallback, not for the process.
       if (senderOf(envelope) !== '') verification(envelope).catch(() => undefined);
     },
-    ...(refuseAtRcpt ? { recipient: async (envelope: Readonly<Envelope>) => (senderOf(envelope) === '' ? undefined : refusal(await verification(envelope))) } : {}),
+    ...(refuseAtRcpt ? { recipient: (envelope: Readonly<Envelope>) => (senderOf(envelope) === '' ? undefined : refusalInTime(envelope)) } : {}),
     async check(message, envelope) {
       const forged = header ? message.headers.remove(header) : 0;
       if (senderOf(envelope) === '') return { action: 'accept', changed: forged > 0, log: { cbv: 'skipped (null sender)' } };
