@@ -1,7 +1,7 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
-import { DEFAULT_CONFIG, buildPipeline, readConfigFile, validateConfig, type MilterConfig } from '../milter/config.js';
+import { DEFAULT_CONFIG, buildPipeline, checkConfig, readConfigFile, validateConfig, type MilterConfig } from '../milter/config.js';
 import { startHealthEndpoint } from '../milter/health-endpoint.js';
 import { messageFilter } from '../milter/message-adapter.js';
 import { pipeline, type MessageVerdict, type MilterPlugin } from '../milter/pipeline.js';
@@ -46,6 +46,7 @@ async function resolveConfig(args: string[]): Promise<{ config: MilterConfig; ba
   }
   const file = configFile ? await readConfigFile(configFile) : { config: {}, baseDirectory: process.cwd() };
   const config: MilterConfig = { ...DEFAULT_CONFIG, ...file.config, ...validateConfig(flags, 'command line') };
+  checkConfig(config);
   // --policy gives every defang step of the pipeline that policy file (relative to the working directory).
   if (policyFile) config.pipeline = config.pipeline.map((entry) => (entry.plugin === 'defang' ? { ...entry, policy: resolve(policyFile) } : entry));
   return { config, baseDirectory: file.baseDirectory };

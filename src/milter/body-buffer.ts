@@ -74,10 +74,13 @@ export class BodyBuffer {
       await this.discard();
       throw failure;
     }
-    await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const body = await readFile(path);
-    await this.discard();
-    return [body];
+    try {
+      await new Promise<void>((resolve, reject) => stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
+      return [await readFile(path)];
+    } finally {
+      // Read or not, the file goes: nothing else holds this body any more.
+      await this.discard();
+    }
   }
 
   /** Drops the body (ABORT, a finished or failed message); synchronous unless a file is to be removed. */

@@ -4,7 +4,7 @@ import { validatePolicy, readPolicyFile } from '../defang/policy-file.js';
 import type { PolicyInput } from '../defang/policy.js';
 import type { OversizeAction } from './message-adapter.js';
 import type { MilterPlugin } from './pipeline.js';
-import { cbvPlugin, type CbvPluginOptions } from './plugins/cbv.js';
+import { CBV_RCPT_WAIT_MS, cbvPlugin, type CbvPluginOptions } from './plugins/cbv.js';
 import { defangPlugin } from './plugins/defang.js';
 import { loadModulePlugin } from './plugins/module.js';
 import { notifyPlugin, type NotifyPluginOptions } from './plugins/notify.js';
@@ -77,6 +77,10 @@ export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
  * every hook timed out at once, every packet refused (Postfix's BODY packets alone are 64 KiB).
  */
 const MINIMUM: Partial<Record<keyof MilterConfig, number>> = { workers: 1, maxMessageBytes: 1, hookTimeoutMs: 1, eomTimeoutMs: 1, maxPacketSize: 65_536, maxConnections: 1 };
+/** Node fires a timer of more than 2^31 - 1 ms after 1 ms: the largest time that means what it says. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Where a setting has a bound other than that: a body read back whole must stay under node's 2 GiB file read. */
+const MAXIMUM: Partial<Record<keyof MilterConfig, number>> = { maxMessageBytes: 2 ** 30, memoryThresholdBytes: 2 ** 30, maxPacketSize: 2 ** 30, statsIntervalSeconds: Math.floor(MAX_TIMER_MS / 1000), workers: 1024 };
 
 const NOTIFY_KEYS = new Set(['plugin', 'reportingMta', 'relay', 'routes', 'port', 'heloName', 'timeoutMs', 'template']);
 const CBV_KEYS = new Set(['plugin', 'routes', 'header', 'rejectInvalid', 'tempfailOnTempfail', 'refuseAtRcpt', 'rcptWaitMs', 'port', 'timeoutMs', 'connectTimeoutMs', 'greetingTimeoutMs', 'commandTimeoutMs', 'heloName', 'probeSender', 'detectCatchAll', 'allowLoopback', 'allowPrivate', 'opportunisticTls', 'cache', 'ttls', 'maxConcurrentPerDomain', 'maxSessionsPerMinutePerDomain']);
@@ -128,7 +132,8 @@ export function validateConfig(value: unknown, where = 'config'): Partial<Milter
       case 'idleTimeoutMs':
       case 'maxConnections': {
         const least = MINIMUM[key] ?? 0;
-        if (typeof v !== 'number' || !Number.isInteger(v) || v < least) fail(`${key} must be an integer of at least ${least}`);
+        const most = MAXIMUM[key] ?? MAX_TIMER_MS;
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < least || v > most) fail(`${key} must be an integer from ${least} to ${most}`);
         out[key] = v as number;
         break;
       }
@@ -142,6 +147,20 @@ export function validateConfig(value: unknown, where = 'config'): Partial<Milter
   }
   if (out.health !== undefined && !/^.+:\d+$/.test(out.health)) fail('health must be HOST:PORT');
   return out;
+}
+
+/**
+ * Checks settings against each other, once config file and flags are merged: a connection must not be
+ * closed as idle while a hook of its may still be working.
+ */
+export function checkConfig(config: MilterConfig): void {
+  const longest = Math.max(config.hookTimeoutMs, config.eomTimeoutMs);
+  if (config.idleTimeoutMs > 0 && config.idleTimeoutMs <= longest) throw new Error(`config: idleTimeoutMs (${config.idleTimeoutMs}) must be 0 or more than hookTimeoutMs and eomTimeoutMs (${longest})`);
+  for (const entry of config.pipeline) {
+    if (entry.plugin === 'cbv' && entry.refuseAtRcpt && (entry.rcptWaitMs ?? CBV_RCPT_WAIT_MS) >= config.hookTimeoutMs) {
+      throw new Error(`config: the cbv plugin's rcptWaitMs (${entry.rcptWaitMs ?? CBV_RCPT_WAIT_MS}) must be less than hookTimeoutMs (${config.hookTimeoutMs}), past which the MTA has the fallback`);
+    }
+  }
 }
 
 function validatePluginConfig(value: unknown, where: string): PluginConfig {
@@ -160,6 +179,7 @@ function validatePluginConfig(value: unknown, where: string): PluginConfig {
       if (entry.cache !== undefined && entry.cache !== false && !(typeof entry.cache === 'string' && /^rediss?:\/\//i.test(entry.cache))) {
         fail('cache must be false or a redis:// or rediss:// URL');
       }
+      if (entry.rcptWaitMs !== undefined && !(Number.isInteger(entry.rcptWaitMs) && (entry.rcptWaitMs as number) >= 1 && (entry.rcptWaitMs as number) <= MAX_TIMER_MS)) fail(`rcptWaitMs must be an integer from 1 to ${MAX_TIMER_MS}`);
       return entry as PluginConfig;
     case 'notify':
       for (const key of Object.keys(entry)) if (!NOTIFY_KEYS.has(key)) fail(`unknown key "${key}"`);

@@ -19,7 +19,11 @@ export interface ChangeSet {
   addHeader(name: string, value: string): void;
   /** index 0 = top of the message as delivered. */
   insertHeader(index: number, name: string, value: string): void;
-  /** The `index`-th (1-based) header of that name, as the milter saw them. */
+  /**
+   * The `index`-th (1-based) header of that name, as the milter saw them. An empty value keeps the
+   * header, blank (to the MTA an empty value means delete, as with libmilter's smfi_chgheader): use
+   * deleteHeader to delete.
+   */
   changeHeader(name: string, index: number, value: string): void;
   deleteHeader(name: string, index: number): void;
   replaceBody(body: Buffer): void;

@@ -124,12 +124,14 @@ export async function runMilter(factory: FilterFactory, input: HarnessInput): Pr
     const verdict = await step(stage, bit, frame);
     if (verdict) return finish(verdict);
   }
-  // A rejected recipient is dropped; the message goes on for the others (RCPT verdicts are per recipient).
+  // A rejected recipient is dropped; the message goes on for the others (RCPT verdicts are per recipient),
+  // but accept and discard are about the whole message.
   const accepted: string[] = [];
   for (const rcpt of input.recipients) {
     const verdict = await step('envRcpt', 0x8, { command: Command.RCPT, data: nul(`<${rcpt}>`) });
     if (!verdict || verdict.command === Response.ACCEPT) accepted.push(rcpt);
     if (verdict?.command === Response.ACCEPT) return { ...finish(verdict), recipients: input.recipients, delivered: input.message };
+    if (verdict?.command === Response.DISCARD) return finish(verdict);
   }
   result.recipients = accepted;
   if (accepted.length === 0) return { ...result, verdict: 'reject', stage: 'envRcpt' };

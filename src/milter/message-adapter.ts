@@ -38,7 +38,7 @@ export type MessageTransform = ((message: MimeMessage, envelope: Envelope, signa
   recipient?(envelope: Readonly<Envelope>, recipient: string): RecipientResult | Promise<RecipientResult>;
   /**
    * Told of a message over `maxMessageBytes`, which the adapter answers by itself (it was neither kept
-   * nor parsed), for the log: `size` is what had come when it was given up.
+   * nor parsed), for the log: `size` is every header and body byte that came.
    */
   oversize?(envelope: Readonly<Envelope>, size: number, action: OversizeAction): void;
 };

@@ -83,7 +83,15 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
   const idle = new Set<Socket>();
 
   const idleTimeoutMs = options.idleTimeoutMs ?? 7_210_000;
+  const maxConnections = options.maxConnections ?? 1000;
   const server: Server = createServer((socket) => {
+    // Counted here, not with server.maxConnections: under node:cluster a worker at that limit hands the
+    // connection back to the primary, which passes it on to another worker, for ever when all are full.
+    if (sockets.size >= maxConnections) {
+      sessionOptions.log('connection-refused', { reason: `${maxConnections} connections already (maxConnections)` });
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     if (spec.kind === 'tcp') socket.setNoDelay(true);
     // Longer than any hook may take (the MTA's own timeouts come first); PROGRESS counts as activity.
@@ -130,8 +138,6 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     });
     idle.add(socket);
   });
-
-  server.maxConnections = options.maxConnections ?? 1000;
 
   const ownsPath = spec.kind === 'unix' && options.ownsSocketPath !== false;
   if (ownsPath && existsSync(spec.path)) unlinkSync(spec.path);

@@ -81,25 +81,35 @@ class CollectedChanges implements ChangeSet {
   readonly envelope: MilterResponse[] = [];
   body: Buffer | undefined;
   quarantineReason: string | undefined;
-  constructor(private readonly actions: number) {}
+  /** `leadingSpace`: HDR_LEADSPC was negotiated, so values go out verbatim, the space after the colon included. */
+  constructor(
+    private readonly actions: number,
+    private readonly leadingSpace: boolean,
+  ) {}
 
   private need(action: number, what: string): void {
     if ((this.actions & action) === 0) throw new Error(`${what} was not negotiated with the MTA`);
   }
-  // Header values go out with LF folding only: the MTA adds the CR (Postfix would write CR CR LF).
-  private clean = (value: string): string => value.replace(/\r\n?/g, '\n');
+  /**
+   * A value as it goes on the wire: LF folding only (the MTA adds the CR; Postfix would write CR CR LF),
+   * and the space after the colon where the MTA takes values verbatim. Never empty, which would mean
+   * "delete" to the MTA: a header set to nothing keeps a blank.
+   */
+  private wire(value: string): string {
+    const folded = value.replace(/\r\n?/g, '\n');
+    return this.leadingSpace ? ` ${folded}` : folded || ' ';
+  }
 
   addHeader(name: string, value: string): void {
     this.need(Action.ADDHDRS, 'addHeader');
-    this.headers.push({ type: 'addheader', name, value: this.clean(value) });
+    this.headers.push({ type: 'addheader', name, value: this.wire(value) });
   }
   insertHeader(index: number, name: string, value: string): void {
     this.need(Action.ADDHDRS, 'insertHeader');
-    this.headers.push({ type: 'insheader', index, name, value: this.clean(value) });
+    this.headers.push({ type: 'insheader', index, name, value: this.wire(value) });
   }
   changeHeader(name: string, index: number, value: string): void {
-    // An empty value is how the protocol says "delete": a header set to nothing keeps a blank.
-    this.change(name, index, this.clean(value) || ' ');
+    this.change(name, index, this.wire(value));
   }
   deleteHeader(name: string, index: number): void {
     this.change(name, index, '');
@@ -215,7 +225,7 @@ export class MilterSession {
   }
 
   private respondAll(responses: readonly MilterResponse[]): void {
-    if (!this.closed) this.send(responses.map(encodeResponse));
+    if (!this.closed && !this.gone) this.send(responses.map(encodeResponse));
   }
 
   /**
@@ -314,7 +324,8 @@ export class MilterSession {
       // counts; a recipient's own verdict cannot be given to that recipient any more, and is not turned
       // into a verdict on the whole message: it is logged and dropped.
       if (verdict === undefined || verdict === 'continue') return;
-      if (scope === 'recipient' && !outcome?.failed) {
+      // Accept and discard at RCPT are about the whole message: kept for the next answer, as any other stage's.
+      if (scope === 'recipient' && !outcome?.failed && verdict !== 'accept' && verdict !== 'discard') {
         this.options.log('filter-error', { stage: name, error: 'a no-reply RCPT hook returned a verdict: ignored (answer RCPT to refuse one recipient)' });
         return;
       }
@@ -366,7 +377,7 @@ export class MilterSession {
       await this.abortMessage();
       return;
     }
-    const changes = new CollectedChanges(this.actions);
+    const changes = new CollectedChanges(this.actions, this.leadingSpace);
     const eom = this.filter.eom;
     const controller = new AbortController();
     const outcome = await this.run('eom', this.options.eomTimeoutMs, () => eom.call(this.filter, changes, controller.signal), controller, true);
@@ -376,9 +387,6 @@ export class MilterSession {
       // Changes only matter to a message that is delivered; a refused one, or a failed hook, sends none.
       const delivered = !outcome.failed && (final.type === 'continue' || final.type === 'accept');
       responses = delivered ? [...changes.responses(), final] : [final];
-      if (this.leadingSpace) {
-        responses = responses.map((r) => (r.type === 'addheader' || r.type === 'insheader' || (r.type === 'chgheader' && r.value !== '') ? { ...r, value: ` ${r.value}` } : r));
-      }
     } catch (err) {
       this.options.log('filter-error', { stage: 'eom', error: (err as Error).message, fallback: this.options.fallback });
       responses = [verdictResponse(this.options.fallback)];

@@ -32,6 +32,24 @@ describe('BodyBuffer', () => {
     expect(await readdir(directory)).toEqual([]);
   });
 
+  it('removes the file also when reading it back fails', async () => {
+    const { mkdir, symlink, unlink } = await import('node:fs/promises');
+    const buffer = new BodyBuffer(0, directory);
+    await buffer.push(Buffer.from('abc'));
+    const [file] = await readdir(directory);
+    // What is at the path by the end of message cannot be read as a file.
+    const elsewhere = join(directory, '..', `${file}-dir`);
+    await mkdir(elsewhere);
+    try {
+      await unlink(join(directory, file as string));
+      await symlink(elsewhere, join(directory, file as string));
+      await expect(buffer.take()).rejects.toThrow(/EISDIR/);
+      expect(await readdir(directory)).toEqual([]);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it('removes the file on discard (ABORT, closed connection)', async () => {
     const buffer = new BodyBuffer(0, directory);
     await buffer.push(Buffer.from('x'));

@@ -372,6 +372,36 @@ describe('milter session: no-reply stages (SMFIP_NR_*)', () => {
     expect(log).toContainEqual(expect.objectContaining({ event: 'filter-error', stage: 'header', error: 'header bug', fallback: 'tempfail' }));
   });
 
+  it('a discard from a no-reply RCPT hook is kept for the next answer: it is about the whole message', async () => {
+    const ran: string[] = [];
+    const filter: MilterFilter = {
+      noReply: ['envRcpt'],
+      envRcpt: (rcpt) => (ran.push(`rcpt ${rcpt}`), rcpt.includes('trap') ? 'discard' : 'continue'),
+      eom: () => (ran.push('eom'), 'continue'),
+    };
+    const frames = [POSTFIX_OPTNEG, encodeFrame(Command.RCPT, z('<trap@x>\0')), encodeFrame(Command.RCPT, z('<c@d>\0')), encodeFrame(Command.BODYEOB)];
+    const { replies, log } = await exchange(filter, frames);
+    expect(ran).toEqual(['rcpt <trap@x>']);
+    expect(replies.map(([c]) => c).join('')).toBe('Od');
+    expect(log).toEqual([]);
+  });
+
+  it('a header changed to an empty value goes out blank, never empty (which deletes), with or without HDR_LEADSPC', async () => {
+    const filter: MilterFilter = {
+      eom: (changes) => {
+        changes.changeHeader('X-Tag', 1, '');
+        changes.deleteHeader('X-Gone', 1);
+        return 'continue';
+      },
+    };
+    const frames = (protocol: number) => [encodeFrame(Command.OPTNEG, z(u32(6), u32(0x1ff), u32(protocol))), encodeFrame(Command.BODYEOB)];
+    for (const [protocol, blank] of [[0x1fffff, ' '], [0x1fffff & ~Protocol.HDR_LEADSPC, ' ']] as const) {
+      const { replies } = await exchange(filter, frames(protocol));
+      const changed = replies.filter(([c]) => c === 'm').map(([, data]) => data.subarray(4).toString('latin1'));
+      expect(changed.sort()).toEqual([`X-Gone\0\0`, `X-Tag\0${blank}\0`].sort());
+    }
+  });
+
   it('a discard at RCPT settles the whole message: no later hook runs, end of message is answered without eom', async () => {
     const ran: string[] = [];
     const filter: MilterFilter = {

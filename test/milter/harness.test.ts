@@ -36,6 +36,15 @@ describe('runMilter: the daemon work without an MTA', () => {
     expect(result.delivered?.equals(clean)).toBe(true);
   });
 
+  it('a discard at RCPT drops the whole message, as Postfix does; a reject only that recipient', async () => {
+    const clean = Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nJust text.\r\n');
+    const filter = () => ({ envRcpt: (rcpt: string) => (rcpt.includes('trap') ? ('discard' as const) : rcpt.includes('gone') ? ('reject' as const) : ('continue' as const)), eom: () => 'continue' as const });
+    const discarded = await runMilter(filter, { message: clean, sender: 'a@example.com', recipients: ['trap@example.org', 'b@example.org'] });
+    expect(discarded).toMatchObject({ verdict: 'discard', stage: 'envRcpt', delivered: undefined });
+    const refused = await runMilter(filter, { message: clean, sender: 'a@example.com', recipients: ['gone@example.org', 'b@example.org'] });
+    expect(refused).toMatchObject({ verdict: 'continue', recipients: ['b@example.org'] });
+  });
+
   it('quarantines and rejects as the policy says', async () => {
     const quarantined = await runMilter(messageFilter(pipeline([defangPlugin({ actions: { 'banned-extension': 'quarantine' } })], () => {})), { message: attachment, sender: 'a@example.com', recipients: ['b@example.org'] });
     expect(quarantined.quarantine).toMatch(/^quarantine;/);

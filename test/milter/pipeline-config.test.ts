@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { buildPipeline, messageFilter, parseMessage, pipeline, runMilter, validateConfig, type MilterPlugin } from '../../src/index.js';
+import { checkConfig, DEFAULT_CONFIG } from '../../src/milter/config.js';
 
 const input = { message: Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nText.\r\n'), sender: 'a@example.com', recipients: ['b@example.org'] };
 
@@ -80,14 +81,23 @@ describe('start-up failures', () => {
 describe('config', () => {
   it('refuses unknown keys, wrong types and unknown plugins, naming the place', () => {
     expect(() => validateConfig({ listen: 'inet:8890@127.0.0.1', workerz: 2 }, 'milterkit.json')).toThrow('milterkit.json: unknown key "workerz"');
-    expect(() => validateConfig({ workers: 0 })).toThrow('workers must be an integer of at least 1');
+    expect(() => validateConfig({ workers: 0 })).toThrow('workers must be an integer from 1 to 1024');
     // Limits where 0 would break the daemon rather than mean "never".
-    expect(() => validateConfig({ hookTimeoutMs: 0 })).toThrow('hookTimeoutMs must be an integer of at least 1');
-    expect(() => validateConfig({ eomTimeoutMs: 0 })).toThrow('eomTimeoutMs must be an integer of at least 1');
-    expect(() => validateConfig({ maxPacketSize: 4096 })).toThrow('maxPacketSize must be an integer of at least 65536');
-    expect(() => validateConfig({ maxConnections: 0 })).toThrow('maxConnections must be an integer of at least 1');
+    expect(() => validateConfig({ hookTimeoutMs: 0 })).toThrow('hookTimeoutMs must be an integer from 1 to 2147483647');
+    expect(() => validateConfig({ eomTimeoutMs: 0 })).toThrow('eomTimeoutMs must be an integer from 1 to 2147483647');
+    expect(() => validateConfig({ maxPacketSize: 4096 })).toThrow('maxPacketSize must be an integer from 65536 to 1073741824');
+    expect(() => validateConfig({ maxConnections: 0 })).toThrow('maxConnections must be an integer from 1 to 2147483647');
     expect(() => validateConfig({ oversizeAction: 'drop' })).toThrow('oversizeAction must be reject or accept');
-    expect(() => validateConfig({ progressIntervalMs: -1 })).toThrow('progressIntervalMs must be an integer of at least 0');
+    expect(() => validateConfig({ progressIntervalMs: -1 })).toThrow('progressIntervalMs must be an integer from 0 to 2147483647');
+    // And where too much would not mean what it says: node runs a timer over 2^31 - 1 ms after 1 ms; a
+    // body is read back whole, under node's 2 GiB file read.
+    expect(() => validateConfig({ progressIntervalMs: 3e9 })).toThrow('progressIntervalMs must be an integer from 0 to 2147483647');
+    expect(() => validateConfig({ maxMessageBytes: 3 * 2 ** 30 })).toThrow('maxMessageBytes must be an integer from 1 to 1073741824');
+    expect(() => validateConfig({ pipeline: [{ plugin: 'cbv', rcptWaitMs: 'abc' }] })).toThrow('pipeline[0]: rcptWaitMs must be an integer from 1 to 2147483647');
+    // Settings against each other, once merged.
+    expect(() => checkConfig({ ...DEFAULT_CONFIG, idleTimeoutMs: 60_000 })).toThrow('idleTimeoutMs (60000) must be 0 or more than hookTimeoutMs and eomTimeoutMs (250000)');
+    expect(() => checkConfig({ ...DEFAULT_CONFIG, pipeline: [{ plugin: 'cbv', refuseAtRcpt: true, rcptWaitMs: 30_000 }] })).toThrow("the cbv plugin's rcptWaitMs (30000) must be less than hookTimeoutMs (25000)");
+    expect(() => checkConfig({ ...DEFAULT_CONFIG, idleTimeoutMs: 0, pipeline: [{ plugin: 'cbv', refuseAtRcpt: true }] })).not.toThrow();
     expect(validateConfig({ progressIntervalMs: 0, idleTimeoutMs: 0, memoryThresholdBytes: 0 })).toEqual({ progressIntervalMs: 0, idleTimeoutMs: 0, memoryThresholdBytes: 0 });
     expect(() => validateConfig({ listen: 'tcp:25' })).toThrow(/expected inet:PORT@HOST/);
     expect(() => validateConfig({ pipeline: [{ plugin: 'spamassassin' }] })).toThrow('config: pipeline[0]: plugin must be "defang", "cbv", "notify" or "module"');

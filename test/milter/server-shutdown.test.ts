@@ -68,6 +68,38 @@ describe('milter server: limits on connections', () => {
   });
 });
 
+describe('milterkit milter: maxConnections in a cluster', () => {
+  it('each worker closes a connection past its own limit (node:cluster would otherwise pass it between full workers for ever)', async () => {
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { startDaemon } = await import('../support/daemon.js');
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-maxconn-'));
+    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', workers: 2, maxConnections: 1, statsIntervalSeconds: 0 }));
+    const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')], { workers: 2 });
+    const sockets: import('node:net').Socket[] = [];
+    try {
+      const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+      const closed: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const socket = connect({ port, host: '127.0.0.1' });
+        socket.on('error', () => {});
+        socket.once('close', () => closed.push(i));
+        sockets.push(socket);
+        await new Promise((resolve) => socket.once('connect', resolve));
+      }
+      // Two workers, one connection each: the third is refused, the first two stay.
+      await daemon.waitFor((l) => l.event === 'connection-refused', 5000);
+      for (let i = 0; i < 50 && closed.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(closed).toHaveLength(1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      expect(await daemon.stop()).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
 describe('milterkit milter: stopping', () => {
   it('a SIGTERM as soon as it says it listens stops it gracefully, never kills it (one process, and a cluster)', async () => {
     const { startDaemon } = await import('../support/daemon.js');

@@ -18,14 +18,17 @@ export interface CbvPluginOptions extends VerifyOptions {
   refuseAtRcpt?: boolean;
   /**
    * How long a RCPT waits for the probe (with refuseAtRcpt); past it the recipient goes through and the
-   * refusal, if any, comes after the message. Keep it under the daemon's hookTimeoutMs, past which the
-   * MTA gets the fallback for that recipient, and under Sendmail's T=R:. Default 20 s.
+   * refusal, if any, comes after the message. Under the daemon's hookTimeoutMs, past which the MTA gets
+   * the fallback for that recipient, and under the MTA's own wait: Sendmail's T=R: (10 s by default; it
+   * takes no PROGRESS at RCPT), Postfix's milter_command_timeout (30 s). Default 8 s.
    */
   rcptWaitMs?: number;
   /** Domains verified at fixed hosts instead of their MX (an internal hub DNS does not publish), as transport_maps. */
   routes?: Record<string, string>;
 }
 
+/** How long a RCPT waits for the probe by default (see CbvPluginOptions.rcptWaitMs). */
+export const CBV_RCPT_WAIT_MS = 8000;
 export const CBV_REJECT_REPLY = '550 5.1.7 Sender address rejected: undeliverable address';
 export const CBV_TEMPFAIL_REPLY = '450 4.1.7 Sender address rejected: unverified address, try again later';
 
@@ -43,7 +46,7 @@ function reportValue(v: Verification): string {
  * on, and one probe serves the whole transaction (every RCPT and the end of message).
  */
 export function cbvPlugin(options: CbvPluginOptions = {}): MilterPlugin {
-  const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, refuseAtRcpt = false, rcptWaitMs = 20_000, routes, ...rest } = options;
+  const { header = 'X-Milterkit-CBV', rejectInvalid = false, tempfailOnTempfail = false, refuseAtRcpt = false, rcptWaitMs = CBV_RCPT_WAIT_MS, routes, ...rest } = options;
   const verifyOptions: VerifyOptions = routes ? { ...rest, resolver: routedResolver(routes, rest.resolver) } : rest;
   const senderOf = (envelope: Readonly<Envelope>): string => envelope.sender.trim().replace(/^<(.*)>$/, '$1');
   // One verification per transaction: the adapter makes a new envelope at each MAIL FROM.
