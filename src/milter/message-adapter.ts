@@ -232,15 +232,22 @@ async function applyTransform(
     if (!kept.has(header)) removed.push({ header, index });
   }
   const original = new Set(before);
-  for (const header of after) {
+  // New fields above every original one (a prepended trace or Authentication-Results field) go on top;
+  // any other goes at the end: where between the originals the MTA would put it is not known here.
+  const firstOriginal = after.findIndex((header) => original.has(header));
+  const onTop: Header[] = [];
+  for (const [position, header] of after.entries()) {
     if (original.has(header) || header.isInvalid) continue;
     // A generated field where an original of that name went is a change of it; otherwise an addition.
     const slot = removed.findIndex((r) => r.header.key === header.key);
     if (slot >= 0) {
       const [{ index }] = removed.splice(slot, 1) as [{ header: Header; index: number }];
       changes.changeHeader(header.name, index, milterValue(header));
-    } else changes.addHeader(header.name, milterValue(header));
+    } else if (position < firstOriginal) onTop.push(header);
+    else changes.addHeader(header.name, milterValue(header));
   }
+  // Each at index 0, last first: Postfix's index 1 is below the Received: field it adds itself.
+  for (const header of onTop.reverse()) changes.insertHeader(0, header.name, milterValue(header));
   for (const { header, index } of removed) changes.deleteHeader(header.name, index);
   const newBody = bodyChunks(message.root);
   if (!sameBytes(newBody, body)) changes.replaceBody(Buffer.concat(newBody));

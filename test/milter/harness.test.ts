@@ -178,3 +178,18 @@ describe('messageFilter: maxMessageBytes', () => {
     expect(checked).toBe(1);
   });
 });
+
+describe('messageFilter: where added headers go', () => {
+  it('fields prepended by a transform go on top, in their order (INSHEADER 0); others at the end', async () => {
+    const message = Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nText.\r\n');
+    const filter = messageFilter((parsed) => {
+      parsed.headers.add('X-Second', 'b', { prepend: true });
+      parsed.headers.add('Authentication-Results', 'mx.example.org; spf=pass', { prepend: true });
+      parsed.headers.add('X-Last', 'z');
+      return { action: 'accept' };
+    });
+    const result = await runMilter(filter, { message, sender: 'a@example.com', recipients: ['b@example.org'] });
+    const names = (result.delivered ?? Buffer.alloc(0)).toString('latin1').split('\r\n\r\n')[0]?.split('\r\n').map((line) => line.split(':')[0]);
+    expect(names).toEqual(['Authentication-Results', 'X-Second', 'From', 'Subject', 'X-Last']);
+  });
+});

@@ -34,6 +34,7 @@ beforeAll(async () => {
           if (subject === 'reject me') return { reply: '550 5.7.1 Rejected by the test milter' };
           if (subject === 'crash') throw new Error('filter bug');
           changes.addHeader('X-Milterkit-Test', 'seen');
+          changes.insertHeader(0, 'X-Milterkit-Top', 'on top');
           changes.replaceBody(Buffer.concat([...body, Buffer.from('-- footer\r\n')]));
           body.length = 0;
           return 'continue';
@@ -68,6 +69,12 @@ describe('milter behind a real Postfix', () => {
     const messages = delivered.map((m) => parseMessage(m));
     expect(messages.map((m) => m.headers.get('subject'))).toEqual(['first', 'second']);
     expect(messages.map((m) => m.headers.get('x-milterkit-test'))).toEqual(['seen', 'seen']);
+    // INSHEADER 0 goes above the Received: field Postfix added (the milter never saw that one).
+    for (const m of messages) {
+      const names = [...m.root.headers].map((h) => h.key);
+      expect(names.indexOf('x-milterkit-top')).toBeGreaterThanOrEqual(0);
+      expect(names.indexOf('x-milterkit-top')).toBeLessThan(names.indexOf('received'));
+    }
     expect(messages.map((m) => m.root.text())).toEqual(['one\n-- footer\n', 'four\n-- footer\n']);
     expect(log).toContainEqual(expect.objectContaining({ event: 'filter-error', stage: 'eom', error: 'filter bug', fallback: 'tempfail' }));
   });
