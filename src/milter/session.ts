@@ -92,12 +92,11 @@ class CollectedChanges implements ChangeSet {
   }
   /**
    * A value as it goes on the wire: LF folding only (the MTA adds the CR; Postfix would write CR CR LF),
-   * and the space after the colon where the MTA takes values verbatim. Never empty, which would mean
-   * "delete" to the MTA: a header set to nothing keeps a blank.
+   * and the space after the colon where the MTA takes values verbatim.
    */
   private wire(value: string): string {
     const folded = value.replace(/\r\n?/g, '\n');
-    return this.leadingSpace ? ` ${folded}` : folded || ' ';
+    return this.leadingSpace ? ` ${folded}` : folded;
   }
 
   addHeader(name: string, value: string): void {
@@ -109,7 +108,8 @@ class CollectedChanges implements ChangeSet {
     this.headers.push({ type: 'insheader', index, name, value: this.wire(value) });
   }
   changeHeader(name: string, index: number, value: string): void {
-    this.change(name, index, this.wire(value));
+    // Never empty, which would mean "delete" to the MTA: a header set to nothing keeps a blank.
+    this.change(name, index, this.wire(value) || ' ');
   }
   deleteHeader(name: string, index: number): void {
     this.change(name, index, '');

@@ -10,6 +10,8 @@ export interface StatsSnapshot {
   /** Filter errors and timeouts (each answered with the fallback). */
   filterErrors: number;
   protocolErrors: number;
+  /** Connections closed as they came, past maxConnections. */
+  connectionsRefused: number;
   connections: number;
   rssBytes: number;
 }
@@ -21,6 +23,7 @@ export class MilterStats {
   private recipientsRefused = 0;
   private filterErrors = 0;
   private protocolErrors = 0;
+  private connectionsRefused = 0;
 
   recordMessage(verdict: MessageVerdict): void {
     this.messages++;
@@ -35,6 +38,7 @@ export class MilterStats {
   recordEvent(event: string): void {
     if (event === 'filter-error') this.filterErrors++;
     else if (event === 'protocol-error') this.protocolErrors++;
+    else if (event === 'connection-refused') this.connectionsRefused++;
   }
 
   snapshot(connections: number): StatsSnapshot {
@@ -45,6 +49,7 @@ export class MilterStats {
       recipientsRefused: this.recipientsRefused,
       filterErrors: this.filterErrors,
       protocolErrors: this.protocolErrors,
+      connectionsRefused: this.connectionsRefused,
       connections,
       rssBytes: process.memoryUsage.rss(),
     };
@@ -53,13 +58,14 @@ export class MilterStats {
 
 /** Several workers' snapshots as one (the cluster's view): counts added, uptime the longest. */
 export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot {
-  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, recipientsRefused: 0, filterErrors: 0, protocolErrors: 0, connections: 0, rssBytes: 0 };
+  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, recipientsRefused: 0, filterErrors: 0, protocolErrors: 0, connectionsRefused: 0, connections: 0, rssBytes: 0 };
   for (const s of snapshots) {
     total.uptimeSeconds = Math.max(total.uptimeSeconds, s.uptimeSeconds);
     total.messages += s.messages;
     total.recipientsRefused += s.recipientsRefused;
     total.filterErrors += s.filterErrors;
     total.protocolErrors += s.protocolErrors;
+    total.connectionsRefused += s.connectionsRefused;
     total.connections += s.connections;
     total.rssBytes += s.rssBytes;
     for (const [verdict, n] of Object.entries(s.verdicts) as [MessageVerdict, number][]) total.verdicts[verdict] = (total.verdicts[verdict] ?? 0) + n;

@@ -193,3 +193,23 @@ describe('messageFilter: where added headers go', () => {
     expect(names).toEqual(['Authentication-Results', 'X-Second', 'From', 'Subject', 'X-Last']);
   });
 });
+
+describe('messageFilter: header edits in place and on top', () => {
+  const run = async (source: string, edit: (headers: import('../../src/mime/header-list.js').HeaderList) => void) => {
+    const filter = messageFilter((parsed) => (edit(parsed.headers), { action: 'accept' }));
+    const result = await runMilter(filter, { message: Buffer.from(source), sender: 'a@example.com', recipients: ['b@example.org'] });
+    return (result.delivered ?? Buffer.alloc(0)).toString('latin1').split('\r\n\r\n')[0]?.split('\r\n');
+  };
+
+  it('a forged Authentication-Results removed and a new one prepended: the new one on top, the forged one gone', async () => {
+    const source = 'Received: from relay1\r\nAuthentication-Results: forged; dkim=pass\r\nReceived: from relay2\r\nSubject: hi\r\n\r\nText.\r\n';
+    expect(await run(source, (h) => (h.remove('Authentication-Results'), h.add('Authentication-Results', 'mx.example.org; dkim=fail', { prepend: true })))).toEqual([
+      'Authentication-Results: mx.example.org; dkim=fail', 'Received: from relay1', 'Received: from relay2', 'Subject: hi',
+    ]);
+  });
+
+  it('a field set in place stays in place; one prepended above it goes on top, even when no original is left untouched', async () => {
+    expect(await run('Subject: hi\r\n\r\nText.\r\n', (h) => (h.set('Subject', 'new'), h.add('X-Top', '1', { prepend: true })))).toEqual(['X-Top: 1', 'Subject: new']);
+    expect(await run('From: a@example.com\r\nSubject: hi\r\n\r\nText.\r\n', (h) => h.set('Subject', 'new'))).toEqual(['From: a@example.com', 'Subject: new']);
+  });
+});

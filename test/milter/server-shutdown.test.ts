@@ -75,7 +75,7 @@ describe('milterkit milter: maxConnections in a cluster', () => {
     const { join } = await import('node:path');
     const { startDaemon } = await import('../support/daemon.js');
     const dir = mkdtempSync(join(tmpdir(), 'milterkit-maxconn-'));
-    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', workers: 2, maxConnections: 1, statsIntervalSeconds: 0 }));
+    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', workers: 2, maxConnections: 1, statsIntervalSeconds: 0, health: '127.0.0.1:0' }));
     const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')], { workers: 2 });
     const sockets: import('node:net').Socket[] = [];
     try {
@@ -92,6 +92,8 @@ describe('milterkit milter: maxConnections in a cluster', () => {
       await daemon.waitFor((l) => l.event === 'connection-refused', 5000);
       for (let i = 0; i < 50 && closed.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(closed).toHaveLength(1);
+      const health = daemon.lines.find((l) => l.event === 'cluster')?.health as { port: number };
+      expect(await (await fetch(`http://127.0.0.1:${health.port}/health`)).json()).toMatchObject({ connectionsRefused: 1, connections: 2 });
     } finally {
       for (const socket of sockets) socket.destroy();
       expect(await daemon.stop()).toBe(0);
