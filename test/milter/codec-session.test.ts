@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { encodeFrame, encodeResponse, FrameReader, MilterProtocolError, parseCommand, type MilterResponse } from '../../src/milter/codec.js';
-import type { MilterFilter } from '../../src/milter/filter.js';
+import type { FilterFactory, MilterFilter } from '../../src/milter/filter.js';
 import { Action, Command, Protocol } from '../../src/milter/protocol.js';
 import { messageFilter } from '../../src/milter/message-adapter.js';
 import { pipeline, type MilterPlugin } from '../../src/milter/pipeline.js';
@@ -22,11 +22,14 @@ const u16 = (n: number): Buffer => {
 /** Postfix 3.x's offer: version 6, all actions, all protocol bits. */
 const POSTFIX_OPTNEG = encodeFrame(Command.OPTNEG, z(u32(6), u32(0x1ff), u32(0x1fffff)));
 
-/** Runs frames through a session; returns the frames it sent back, decoded to [command, data]. */
-async function exchange(filter: MilterFilter, frames: Buffer[], options: Partial<SessionOptions> = {}): Promise<{ replies: [string, Buffer][]; log: unknown[] }> {
+/**
+ * Runs frames through a session; returns the frames it sent back, decoded to [command, data]. A factory
+ * instead of a filter gets the session's context (its macros).
+ */
+async function exchange(filter: MilterFilter | FilterFactory, frames: Buffer[], options: Partial<SessionOptions> = {}): Promise<{ replies: [string, Buffer][]; log: unknown[] }> {
   const sent: Buffer[] = [];
   const log: unknown[] = [];
-  const session = new MilterSession(() => filter, { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: (e, f) => log.push({ event: e, ...f }), ...options }, (frames) => sent.push(...frames));
+  const session = new MilterSession(typeof filter === 'function' ? filter : () => filter, { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: (e, f) => log.push({ event: e, ...f }), ...options }, (frames) => sent.push(...frames));
   const reader = new FrameReader(1 << 20);
   for (const frame of reader.push(Buffer.concat(frames))) await session.handle(frame);
   const out = new FrameReader(1 << 20).push(Buffer.concat(sent));
@@ -120,8 +123,6 @@ describe('milter session', () => {
       envFrom: (sender) => void seen.push(`from ${sender} i=${macro?.('i')} auth=${macro?.('auth_authen')}`),
       abort: () => void seen.push('abort'),
     };
-    const sent: Buffer[] = [];
-    const session = new MilterSession((ctx) => ((macro = ctx.macro), filter), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (frames) => sent.push(...frames));
     const frames = [
       POSTFIX_OPTNEG,
       encodeFrame(Command.MACRO, z('C', 'j\0mx.test\0')),
@@ -133,10 +134,10 @@ describe('milter session', () => {
       encodeFrame(Command.MAIL, z('<b@example.com>\0')),
       encodeFrame(Command.QUIT),
     ];
-    for (const frame of new FrameReader(1 << 20).push(Buffer.concat(frames))) await session.handle(frame);
+    const { replies } = await exchange((ctx) => ((macro = ctx.macro), filter), frames);
     expect(seen).toEqual(['connect 192.0.2.9', 'from <a@example.com> i=ABC123 auth=bob', 'abort', 'from <b@example.com> i=undefined auth=undefined', 'abort']);
     // OPTNEG, CONNECT, MAIL, MAIL: four replies; ABORT, MACRO and QUIT get none.
-    expect(new FrameReader(1 << 20).push(Buffer.concat(sent)).map((f) => String.fromCharCode(f.command))).toEqual(['O', 'c', 'c', 'c']);
+    expect(replies.map(([c]) => c)).toEqual(['O', 'c', 'c', 'c']);
   });
 
   it('a MAIL without ABORT before it (Sendmail, after a verdict at MAIL) ends the old message and keeps its own macros', async () => {
@@ -147,8 +148,6 @@ describe('milter session', () => {
       envRcpt: () => 'continue',
       abort: () => void seen.push('abort'),
     };
-    const sent: Buffer[] = [];
-    const session = new MilterSession((ctx) => ((macro = ctx.macro), filter), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (frames) => sent.push(...frames));
     const frames = [
       POSTFIX_OPTNEG,
       encodeFrame(Command.MACRO, z('M', 'i\0Q1\0{auth_authen}\0alice\0')),
@@ -158,11 +157,11 @@ describe('milter session', () => {
       encodeFrame(Command.MACRO, z('M', 'i\0Q2\0{auth_authen}\0bob\0')),
       encodeFrame(Command.MAIL, z('<good@example.com>\0')),
     ];
-    for (const frame of new FrameReader(1 << 20).push(Buffer.concat(frames))) await session.handle(frame);
+    const { replies } = await exchange((ctx) => ((macro = ctx.macro), filter), frames);
     // The old message's RCPT macros are gone with it; the new MAIL's own are there.
     expect(seen).toEqual(['from <bad@example.com> i=Q1 auth=alice rcpt=undefined', 'abort', 'from <good@example.com> i=Q2 auth=bob rcpt=undefined']);
     // MAIL rejected; the RCPT of the settled message answered without its hook; the new MAIL continued.
-    expect(new FrameReader(1 << 20).push(Buffer.concat(sent)).map((f) => String.fromCharCode(f.command))).toEqual(['O', 'r', 'c', 'c']);
+    expect(replies.map(([c]) => c)).toEqual(['O', 'r', 'c', 'c']);
   });
 
   it('sends end-of-message changes in a safe order, the body in contiguous chunks of at most 65535 bytes', async () => {

@@ -1,7 +1,20 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defangPlugin, messageFilter, parseMessage, pipeline, runMilter } from '../../src/index.js';
 import type { ChangeSet } from '../../src/milter/filter.js';
 import type { MilterPlugin } from '../../src/milter/pipeline.js';
+
+/** Runs `test` with a fresh temporary directory, removed afterwards whatever happens. */
+async function inTemporaryDirectory(prefix: string, test: (directory: string) => Promise<void>): Promise<void> {
+  const directory = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    await test(directory);
+  } finally {
+    await rm(directory, { recursive: true, force: true });
+  }
+}
 
 const exe = Buffer.from('MZ\x90\x00PE\x00\x00', 'latin1').toString('base64');
 const attachment = Buffer.from(
@@ -61,11 +74,7 @@ describe('messageFilter: large bodies', () => {
   ]);
 
   it('spills a body past memoryThresholdBytes to a private temporary file, filters it the same, and removes the file', async () => {
-    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const directory = await mkdtemp(join(tmpdir(), 'milterkit-spill-'));
-    try {
+    await inTemporaryDirectory('milterkit-spill-', async (directory) => {
       let filesDuringTransform: string[] = [];
       const spilling = messageFilter(
         async (message, envelope, signal) => {
@@ -86,19 +95,13 @@ describe('messageFilter: large bodies', () => {
       const untouched = await runMilter(messageFilter(() => ({ action: 'accept' }), { memoryThresholdBytes: 1024, temporaryDirectory: directory }), input);
       expect(untouched.delivered?.equals(big)).toBe(true);
       expect(await readdir(directory)).toEqual([]);
-    } finally {
-      await rm(directory, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('messageFilter: one message at a time', () => {
   it('an end of message still running after its timeout keeps its own body and envelope; the next message keeps its own', async () => {
-    const { mkdtemp, readdir, rm } = await import('node:fs/promises');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
-    const directory = await mkdtemp(join(tmpdir(), 'milterkit-race-'));
-    try {
+    await inTemporaryDirectory('milterkit-race-', async (directory) => {
       const seen: string[] = [];
       // Spilled to files (threshold 0), so that taking the body back waits on the file system.
       const factory = messageFilter(
@@ -127,9 +130,7 @@ describe('messageFilter: one message at a time', () => {
       expect(seen).toEqual(['<first@example.com> Q1: first body', '<second@example.com> Q2: second body']);
       expect(recorded).toEqual([]);
       expect(await readdir(directory)).toEqual([]);
-    } finally {
-      await rm(directory, { recursive: true, force: true });
-    }
+    });
   });
 });
 
