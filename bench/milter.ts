@@ -20,7 +20,7 @@ import { startPostfix, type PostfixInstance } from '../test/support/postfix.js';
 import type { Area, BenchOptions } from './lib/area.js';
 import { printTable } from './lib/table.js';
 import { median } from './lib/timing.js';
-import { DAEMON_NODE_FLAGS } from '../src/cli/node-flags.js';
+import { DAEMON_NODE_FLAGS } from '../src/daemon/node-flags.js';
 
 const SMTP_SOURCE = '/usr/sbin/smtp-source';
 const SMTP_SINK = '/usr/sbin/smtp-sink';

@@ -4,7 +4,7 @@ import { encodeFrame, encodeResponse, FrameReader, MilterProtocolError, parseCom
 import type { FilterFactory, MilterFilter } from '../../src/milter/filter.js';
 import { Action, Command, Protocol } from '../../src/milter/protocol.js';
 import { messageFilter } from '../../src/milter/message-adapter.js';
-import { pipeline, type MilterPlugin } from '../../src/milter/pipeline.js';
+import { pipeline, type MilterPlugin } from '../../src/daemon/pipeline.js';
 import { MilterSession, type SessionOptions } from '../../src/milter/session.js';
 
 const z = (...parts: (string | Buffer)[]): Buffer => Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'latin1') : p)));

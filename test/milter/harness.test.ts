@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defangPlugin, messageFilter, parseMessage, pipeline, runMilter } from '../../src/index.js';
 import type { ChangeSet } from '../../src/milter/filter.js';
-import type { MilterPlugin } from '../../src/milter/pipeline.js';
+import type { MilterPlugin } from '../../src/daemon/pipeline.js';
 
 /** Runs `test` with a fresh temporary directory, removed afterwards whatever happens. */
 async function inTemporaryDirectory(prefix: string, test: (directory: string) => Promise<void>): Promise<void> {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags.js';
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
 import { startPostfix, type PostfixInstance } from './postfix.js';
 
 export interface Daemon {

@@ -1,5 +1,5 @@
 import type { MimeMessage } from '../mime/message.js';
-import type { Envelope, MessageTransform, RecipientResult, TransformResult } from './message-adapter.js';
+import type { Envelope, MessageTransform, RecipientResult, TransformResult } from '../milter/message-adapter.js';
 
 /**
  * What a plugin says about a message: what becomes of it, whether it changed the message, and the

@@ -2,13 +2,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { validatePolicy, readPolicyFile } from '../defang/policy-file.js';
 import type { PolicyInput } from '../defang/policy.js';
-import type { OversizeAction } from './message-adapter.js';
+import type { OversizeAction } from '../milter/message-adapter.js';
 import type { MilterPlugin } from './pipeline.js';
 import { CBV_RCPT_WAIT_MS, cbvPlugin, type CbvPluginOptions } from './plugins/cbv.js';
 import { defangPlugin } from './plugins/defang.js';
 import { loadModulePlugin } from './plugins/module.js';
 import { notifyPlugin, type NotifyPluginOptions } from './plugins/notify.js';
-import { parseListenSpec } from './server.js';
+import { parseListenSpec } from '../milter/server.js';
 
 /** The plugin entries of a config file's "pipeline", in the order they run. */
 export type PluginConfig =

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { buildPipeline, messageFilter, parseMessage, pipeline, runMilter, validateConfig, type MilterPlugin } from '../../src/index.js';
-import { checkConfig, DEFAULT_CONFIG } from '../../src/milter/config.js';
+import { checkConfig, DEFAULT_CONFIG } from '../../src/daemon/config.js';
 
 const input = { message: Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nText.\r\n'), sender: 'a@example.com', recipients: ['b@example.org'] };
 

@@ -1,9 +1,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { existsSync, unlinkSync } from 'node:fs';
-import type { MilterConfig } from '../milter/config.js';
-import { startHealthEndpoint } from '../milter/health-endpoint.js';
+import type { MilterConfig } from './config.js';
+import { startHealthEndpoint } from './health-endpoint.js';
 import { parseListenSpec } from '../milter/server.js';
-import { sumSnapshots, type StatsSnapshot } from '../milter/stats.js';
+import { sumSnapshots, type StatsSnapshot } from './stats.js';
 import { missingNodeFlags } from './node-flags.js';
 
 export const STATS_REQUEST = 'milterkit:stats?';

@@ -1,13 +1,13 @@
 import cluster from 'node:cluster';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
-import { DEFAULT_CONFIG, buildPipeline, checkConfig, readConfigFile, validateConfig, type MilterConfig } from '../milter/config.js';
-import { startHealthEndpoint } from '../milter/health-endpoint.js';
+import { DEFAULT_CONFIG, buildPipeline, checkConfig, readConfigFile, validateConfig, type MilterConfig } from './config.js';
+import { startHealthEndpoint } from './health-endpoint.js';
 import { messageFilter } from '../milter/message-adapter.js';
-import { pipeline, type MessageVerdict, type MilterPlugin } from '../milter/pipeline.js';
+import { pipeline, type MessageVerdict, type MilterPlugin } from './pipeline.js';
 import { startMilterServer, type MilterServer } from '../milter/server.js';
-import { MilterStats, type StatsSnapshot } from '../milter/stats.js';
-import { runClusterPrimary, STATS_REPLY, STATS_REQUEST } from './milter-cluster.js';
+import { MilterStats, type StatsSnapshot } from './stats.js';
+import { runClusterPrimary, STATS_REPLY, STATS_REQUEST } from './cluster.js';
 import { missingNodeFlags } from './node-flags.js';
 
 const USAGE = 'usage: milterkit milter [--config FILE] [--listen inet:PORT@HOST|inet6:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660] [--socket-group GROUP] [--fallback tempfail|reject|accept] [--workers N] [--health HOST:PORT]';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DAEMON_NODE_FLAGS, missingNodeFlags } from '../../src/cli/node-flags.js';
+import { DAEMON_NODE_FLAGS, missingNodeFlags } from '../../src/daemon/node-flags.js';
 import { startDaemon } from '../support/daemon.js';
 
 /** The arguments a running process was started with. */

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeFrame, FrameReader, type Frame } from '../../src/milter/codec.js';
 import { messageFilter } from '../../src/milter/message-adapter.js';
-import { pipeline } from '../../src/milter/pipeline.js';
-import { cbvPlugin } from '../../src/milter/plugins/cbv.js';
+import { pipeline } from '../../src/daemon/pipeline.js';
+import { cbvPlugin } from '../../src/daemon/plugins/cbv.js';
 import { Command } from '../../src/milter/protocol.js';
 import { MilterSession } from '../../src/milter/session.js';
 import { fakeResolver, scriptedServer, type ScriptedServer } from '../cbv/scripted-smtp.js';
