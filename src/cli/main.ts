@@ -2,7 +2,7 @@
 import { defangCommand } from './defang.js';
 import { dsnCommand } from './dsn.js';
 import { inspectCommand } from './inspect.js';
-import { milterCommand } from '../daemon/daemon.js';
+import { milterCommand } from './milter.js';
 import { verifyCommand } from './verify.js';
 
 const USAGE = `usage: milterkit <command> [options]

@@ -1,19 +1,24 @@
 import cluster, { type Worker } from 'node:cluster';
 import { existsSync, unlinkSync } from 'node:fs';
-import type { MilterConfig } from './config.js';
-import { startHealthEndpoint } from './health-endpoint.js';
+import { isDeepStrictEqual } from 'node:util';
 import { parseListenSpec } from '../milter/server.js';
-import { sumSnapshots, type StatsSnapshot } from './stats.js';
+import { RESTART_KEYS, loadConfig, type DaemonArguments, type LoadedConfig, type MilterConfig } from './config.js';
+import { startHealthEndpoint } from './health-endpoint.js';
+import type { DaemonLog } from './log.js';
 import { missingNodeFlags } from './node-flags.js';
+import { sumSnapshots, type StatsSnapshot } from './stats.js';
+import { sweepBodies } from './temporary-directory.js';
+import { PipelineThreads } from './thread-pool.js';
 
 export const STATS_REQUEST = 'milterkit:stats?';
 export const STATS_REPLY = 'milterkit:stats';
+export const RELOAD_REQUEST = 'milterkit:reload';
+/** The configuration a worker starts with: its primary's, the last one that loaded (never the file as it is now). */
+export const WORKER_CONFIG_ENV = 'MILTERKIT_WORKER_CONFIG';
 /** A worker that dies is replaced after this pause (so a worker that cannot start does not spin). */
 const RESPAWN_DELAY_MS = 1000;
 /** How long the health endpoint waits for the workers' figures. */
 const STATS_TIMEOUT_MS = 1000;
-
-type Log = (event: string, fields: Record<string, unknown>) => void;
 
 /** Asks every worker for its figures and adds them up; a worker that does not answer in time is left out. */
 async function clusterStats(): Promise<StatsSnapshot> {
@@ -40,21 +45,28 @@ async function clusterStats(): Promise<StatsSnapshot> {
 /**
  * The primary of `--workers N`: it owns the unix socket's path, forks N workers that share the listening
  * socket (node:cluster hands them connections), replaces workers that die, serves the health endpoint
- * with the sum of their figures, and on SIGTERM stops them all gracefully (each finishes its messages).
+ * with the sum of their figures, reloads on SIGHUP (a new configuration is loaded here, its plugins built
+ * once to check them, and only then handed to the workers, so that a worker started later gets the same),
+ * and on SIGTERM stops them all gracefully (each finishes its messages).
  */
-export async function runClusterPrimary(config: MilterConfig, log: Log): Promise<number> {
-  const spec = parseListenSpec(config.listen);
+export async function runClusterPrimary(args: DaemonArguments, first: LoadedConfig, log: DaemonLog): Promise<number> {
+  let current = first;
+  const spec = parseListenSpec(current.config.listen);
   if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
   // Heard from the start, before any worker exists, and kept: a second signal (systemd signals every
   // process of the unit) must not kill the primary while its workers finish.
+  let reloading = Promise.resolve();
   const stopSignal = new Promise<string>((resolve) => {
-    process.on('SIGTERM', () => resolve('SIGTERM'));
-    process.on('SIGINT', () => resolve('SIGINT'));
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => (log('signal', { signal }), resolve(signal)));
+  });
+  process.on('SIGHUP', () => {
+    log('signal', { signal: 'SIGHUP' });
+    reloading = reloading.then(() => reload());
   });
   // The health endpoint first: if its address is taken, stop here, before any worker exists.
   let health: Awaited<ReturnType<typeof startHealthEndpoint>> | undefined;
   try {
-    health = config.health ? await startHealthEndpoint(config.health, clusterStats) : undefined;
+    health = current.config.health ? await startHealthEndpoint(current.config.health, clusterStats) : undefined;
   } catch (err) {
     process.stderr.write(`milterkit milter: health endpoint: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
@@ -63,27 +75,54 @@ export async function runClusterPrimary(config: MilterConfig, log: Log): Promise
   // Workers get the daemon's V8 flags even when the primary was started without them.
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...missingNodeFlags()] });
   const fork = (): void => {
-    cluster.fork();
+    cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(current) });
   };
+  let listening = 0;
+  cluster.on('listening', () => listening++);
   let startFailed: () => void = () => {};
   const failedStart = new Promise<string>((resolve) => (startFailed = () => resolve('worker-start-failed')));
   cluster.on('exit', (worker, code, signal) => {
+    // What a worker killed without a chance to clean up had spilled (its messages are the MTA's to retry).
+    void sweepBodies(current.config.temporaryDirectory, (pid) => pid === worker.process.pid).catch(() => 0);
     if (stopping) return;
     log('worker-exit', { worker: worker.id, code, signal });
-    // Exit code 2: the worker could not start (its reason is on stderr); another would fail the same way.
-    if (code === 2) startFailed();
+    // Exit code 2 before the cluster was ever up: the worker could not start (its reason is on stderr),
+    // and another would fail the same way. Later, a replacement is tried again after a pause.
+    if (code === 2 && listening < current.config.workers) startFailed();
     else setTimeout(() => stopping || fork(), RESPAWN_DELAY_MS);
   });
-  for (let i = 0; i < config.workers; i++) fork();
-  log('cluster', { workers: config.workers, pid: process.pid, health: health?.address() });
+  for (let i = 0; i < current.config.workers; i++) fork();
+  log('cluster', { workers: current.config.workers, pid: process.pid, health: health?.address() });
+
+  /** Loads and checks a new configuration (plugins built once, in a thread), then hands it to every worker. */
+  const reload = async (): Promise<void> => {
+    let loaded: LoadedConfig;
+    try {
+      loaded = await loadConfig(args);
+      const check = await PipelineThreads.start({ threads: 1, graceMs: loaded.config.threadGraceMs, data: { pipeline: loaded.config.pipeline, baseDirectory: loaded.baseDirectory }, log, messageLog: () => {} });
+      await check.retire();
+    } catch (err) {
+      log('reload-failed', { why: 'SIGHUP', error: err instanceof Error ? err.message : String(err), kept: 'the configuration in force' });
+      return;
+    }
+    const restartNeeded = RESTART_KEYS.filter((key) => !isDeepStrictEqual(loaded.config[key], current.config[key]));
+    current = { config: { ...loaded.config, ...Object.fromEntries(RESTART_KEYS.map((key) => [key, current.config[key]])) } as MilterConfig, baseDirectory: loaded.baseDirectory };
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+    for (const worker of workers) worker.send({ type: RELOAD_REQUEST, loaded: current });
+    log('reload', { why: 'SIGHUP', workers: workers.length, ...(restartNeeded.length > 0 ? { restartNeeded, note: 'these keep their values until the daemon is restarted' } : {}) });
+  };
 
   const signal = await Promise.race([failedStart, stopSignal]);
   stopping = true;
+  await reloading;
   log('stopping', { signal, workers: Object.keys(cluster.workers ?? {}).length });
-  const exits = Object.values(cluster.workers ?? {}).map((worker) => new Promise((resolve) => {
-    worker?.once('exit', resolve);
-    worker?.process.kill('SIGTERM');
-  }));
+  const exits = Object.values(cluster.workers ?? {}).map(
+    (worker) =>
+      new Promise((resolve) => {
+        worker?.once('exit', resolve);
+        worker?.process.kill('SIGTERM');
+      }),
+  );
   await Promise.all(exits);
   await new Promise((resolve) => (health ? health.close(resolve) : resolve(undefined)));
   if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);

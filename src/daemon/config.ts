@@ -1,8 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { validatePolicy, readPolicyFile } from '../defang/policy-file.js';
 import type { PolicyInput } from '../defang/policy.js';
-import type { OversizeAction } from '../milter/message-adapter.js';
+import { ADAPTER_DEFAULTS } from '../milter/message-adapter.js';
+import type { OversizeAction } from '../milter/message-work.js';
+import { SERVER_DEFAULTS } from '../milter/server.js';
+import { SESSION_DEFAULTS } from '../milter/session.js';
 import type { MilterPlugin } from './pipeline.js';
 import { CBV_RCPT_WAIT_MS, cbvPlugin, type CbvPluginOptions } from './plugins/cbv.js';
 import { defangPlugin } from './plugins/defang.js';
@@ -32,7 +36,14 @@ export interface MilterConfig {
   health: string | undefined;
   /** Body bytes kept in memory per message before spilling to a temporary file. Default 8 MiB. */
   memoryThresholdBytes: number;
-  temporaryDirectory: string | undefined;
+  /** Body bytes all messages of a process keep in memory together; past it, bodies spill too. Default 128 MiB. */
+  bodyMemoryBudgetBytes: number;
+  /**
+   * Where spilled bodies go: a directory the daemon owns (created with mode 700; refused if another user
+   * owns it or others may write in it), swept of a crashed daemon's files at start. Default
+   * <system temporary directory>/milterkit-<uid>.
+   */
+  temporaryDirectory: string;
   /** The largest message kept and filtered; past it, `oversizeAction`. Default 64 MiB. */
   maxMessageBytes: number;
   /** Default 'reject' (552 5.3.4); 'accept' passes such mail on unfiltered (logged as `unfiltered`). */
@@ -46,41 +57,61 @@ export interface MilterConfig {
   progressIntervalMs: number;
   /** A connection silent this long is closed (0: never). Default 7210 s, as libmilter. */
   idleTimeoutMs: number;
-  /** Connections at once per process; more are closed at once (the MTA applies its default action). Default 1000. */
+  /** A connection that has not negotiated this long after it was made is closed (0: never). Default 10 s. */
+  negotiationTimeoutMs: number;
+  /** A packet begun and not finished after this long closes its connection (0: never). Default 30 s. */
+  frameTimeoutMs: number;
+  /**
+   * Connections at once per process; a new one past it closes the connection idle longest, and only when
+   * none is idle is itself closed (the MTA applies its default action). Default 1000.
+   */
   maxConnections: number;
+  /** Worker threads per process that run the pipeline (never the thread that speaks to the MTAs). Default: the machine's cores, at least 2. */
+  threads: number;
+  /** How long a thread has to answer after a message's time is up before it is terminated and replaced. Default 2 s. */
+  threadGraceMs: number;
   pipeline: PluginConfig[];
 }
 
+/** The embedded defaults; those of the layers below (server, session, adapter) are theirs. */
 export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
   listen: 'inet:8890@127.0.0.1',
   socketMode: undefined,
   socketGroup: undefined,
-  fallback: 'tempfail',
+  fallback: SESSION_DEFAULTS.fallback,
   workers: 1,
   statsIntervalSeconds: 300,
   health: undefined,
-  memoryThresholdBytes: 8 * 1024 * 1024,
-  temporaryDirectory: undefined,
-  maxMessageBytes: 64 * 1024 * 1024,
-  oversizeAction: 'reject',
-  hookTimeoutMs: 25_000,
-  eomTimeoutMs: 250_000,
-  maxPacketSize: 1024 * 1024,
-  progressIntervalMs: 5000,
-  idleTimeoutMs: 7_210_000,
-  maxConnections: 1000,
+  memoryThresholdBytes: ADAPTER_DEFAULTS.memoryThresholdBytes,
+  bodyMemoryBudgetBytes: 128 * 1024 * 1024,
+  temporaryDirectory: join(tmpdir(), `milterkit-${process.getuid?.() ?? 'user'}`),
+  maxMessageBytes: ADAPTER_DEFAULTS.maxMessageBytes,
+  oversizeAction: ADAPTER_DEFAULTS.oversizeAction,
+  hookTimeoutMs: SESSION_DEFAULTS.hookTimeoutMs,
+  eomTimeoutMs: SESSION_DEFAULTS.eomTimeoutMs,
+  maxPacketSize: SERVER_DEFAULTS.maxPacketSize,
+  progressIntervalMs: SESSION_DEFAULTS.progressIntervalMs,
+  idleTimeoutMs: SERVER_DEFAULTS.idleTimeoutMs,
+  negotiationTimeoutMs: SERVER_DEFAULTS.negotiationTimeoutMs,
+  frameTimeoutMs: SERVER_DEFAULTS.frameTimeoutMs,
+  maxConnections: SERVER_DEFAULTS.maxConnections,
+  threads: Math.max(2, availableParallelism()),
+  threadGraceMs: 2000,
   pipeline: [{ plugin: 'defang' }],
 };
+
+/** Keys that a reload (SIGHUP) cannot change: they shape what the process listens on and is made of. */
+export const RESTART_KEYS = ['listen', 'socketMode', 'socketGroup', 'workers', 'health', 'statsIntervalSeconds'] as const satisfies readonly (keyof MilterConfig)[];
 
 /**
  * The least a numeric setting may be, where 0 would not mean "never" but break the daemon: no worker,
  * every hook timed out at once, every packet refused (Postfix's BODY packets alone are 64 KiB).
  */
-const MINIMUM: Partial<Record<keyof MilterConfig, number>> = { workers: 1, maxMessageBytes: 1, hookTimeoutMs: 1, eomTimeoutMs: 1, maxPacketSize: 65_536, maxConnections: 1 };
+const MINIMUM: Partial<Record<keyof MilterConfig, number>> = { workers: 1, maxMessageBytes: 1, hookTimeoutMs: 1, eomTimeoutMs: 1, maxPacketSize: 65_536, maxConnections: 1, threads: 1, threadGraceMs: 1 };
 /** Node fires a timer of more than 2^31 - 1 ms after 1 ms: the largest time that means what it says. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Where a setting has a bound other than that: a body read back whole must stay under node's 2 GiB file read. */
-const MAXIMUM: Partial<Record<keyof MilterConfig, number>> = { maxMessageBytes: 2 ** 30, memoryThresholdBytes: 2 ** 30, maxPacketSize: 2 ** 30, statsIntervalSeconds: Math.floor(MAX_TIMER_MS / 1000), workers: 1024 };
+const MAXIMUM: Partial<Record<keyof MilterConfig, number>> = { maxMessageBytes: 2 ** 30, memoryThresholdBytes: 2 ** 30, bodyMemoryBudgetBytes: 2 ** 40, maxPacketSize: 2 ** 30, statsIntervalSeconds: Math.floor(MAX_TIMER_MS / 1000), workers: 1024, threads: 256 };
 
 const NOTIFY_KEYS = new Set(['plugin', 'reportingMta', 'relay', 'routes', 'port', 'heloName', 'timeoutMs', 'template']);
 const CBV_KEYS = new Set(['plugin', 'routes', 'header', 'rejectInvalid', 'tempfailOnTempfail', 'refuseAtRcpt', 'rcptWaitMs', 'port', 'timeoutMs', 'connectTimeoutMs', 'greetingTimeoutMs', 'commandTimeoutMs', 'heloName', 'probeSender', 'detectCatchAll', 'allowLoopback', 'allowPrivate', 'opportunisticTls', 'cache', 'ttls', 'maxConcurrentPerDomain', 'maxSessionsPerMinutePerDomain']);
@@ -130,7 +161,12 @@ export function validateConfig(value: unknown, where = 'config'): Partial<Milter
       case 'maxPacketSize':
       case 'progressIntervalMs':
       case 'idleTimeoutMs':
-      case 'maxConnections': {
+      case 'negotiationTimeoutMs':
+      case 'frameTimeoutMs':
+      case 'maxConnections':
+      case 'bodyMemoryBudgetBytes':
+      case 'threads':
+      case 'threadGraceMs': {
         const least = MINIMUM[key] ?? 0;
         const most = MAXIMUM[key] ?? MAX_TIMER_MS;
         if (typeof v !== 'number' || !Number.isInteger(v) || v < least || v > most) fail(`${key} must be an integer from ${least} to ${most}`);
@@ -192,6 +228,37 @@ function validatePluginConfig(value: unknown, where: string): PluginConfig {
     default:
       return fail('plugin must be "defang", "cbv", "notify" or "module"');
   }
+}
+
+/** What the command line gives the daemon: a config file, a policy file for every defang step, keys over the file. */
+export interface DaemonArguments {
+  configFile?: string;
+  policyFile?: string;
+  /** Config keys set by flags; validated like the file's. */
+  flags: Record<string, unknown>;
+}
+
+/** A configuration as loaded: the settings, and where relative paths in them start. */
+export interface LoadedConfig {
+  config: MilterConfig;
+  baseDirectory: string;
+}
+
+/**
+ * The effective config: embedded defaults, then the config file, then flags; read again at each reload
+ * (the file may have changed, the flags stay). Throws with the reason, naming the place.
+ */
+export async function loadConfig(args: DaemonArguments): Promise<LoadedConfig> {
+  const file = args.configFile ? await readConfigFile(args.configFile) : { config: {}, baseDirectory: process.cwd() };
+  const config: MilterConfig = { ...DEFAULT_CONFIG, ...file.config, ...validateConfig(args.flags, 'command line') };
+  checkConfig(config);
+  // --policy gives every defang step of the pipeline that policy file (relative to the working directory).
+  if (args.policyFile) {
+    const policy = resolve(args.policyFile);
+    config.pipeline = config.pipeline.map((entry) => (entry.plugin === 'defang' ? { ...entry, policy } : entry));
+  }
+  config.temporaryDirectory = resolve(file.baseDirectory, config.temporaryDirectory);
+  return { config, baseDirectory: file.baseDirectory };
 }
 
 /** Reads and checks a config file; relative paths in it (policies, modules) are relative to the file. */

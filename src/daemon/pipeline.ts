@@ -1,5 +1,8 @@
 import type { MimeMessage } from '../mime/message.js';
-import type { Envelope, MessageTransform, RecipientResult, TransformResult } from '../milter/message-adapter.js';
+import { FilterError } from '../milter/filter.js';
+import type { Envelope, MessageTransform, OversizeAction, RecipientResult, TransformResult } from '../milter/message-work.js';
+import { checkPluginResult, checkRecipientResult } from './plugin-result.js';
+import { inPluginScope } from './plugin-scope.js';
 
 /**
  * What a plugin says about a message: what becomes of it, whether it changed the message, and the
@@ -33,8 +36,8 @@ export interface MilterPlugin {
   check(message: MimeMessage, envelope: Envelope, state: PipelineState): PluginResult | Promise<PluginResult>;
   /**
    * Called at the first recipient the MTA accepts (sender known, message not yet) to start work that
-   * `check` will pick up, such as a callback probe. Not waited for: what fails here is for `check` to
-   * meet (and to turn into a verdict, or the fallback).
+   * `check` will pick up, such as a callback probe. Not waited for; if it fails, the message gets the
+   * fallback when it ends.
    */
   begin?(envelope: Readonly<Envelope>): void;
   /**
@@ -56,45 +59,134 @@ export type MessageVerdict = 'clean' | 'changed' | 'quarantine' | 'reject' | 'te
  */
 export type MessageLog = (fields: Record<string, unknown>) => void;
 
+/** The pipeline as a transform, and the way to fail a message from outside a plugin's own call. */
+export interface Pipeline extends MessageTransform {
+  /**
+   * A plugin failed for this message outside its own call (a throw in a timer or callback it set, a
+   * rejection it never awaited): the message's end meets it, now if it is running, or when it comes.
+   * False when the message is over, so that nothing will: the caller logs it.
+   */
+  fail(envelope: Readonly<Envelope>, plugin: string, error: unknown): boolean;
+}
+
+/** The fields that name a message in its log lines. */
+export function messageFacts(envelope: Readonly<Envelope>, messageId?: string): Record<string, unknown> {
+  return { queueId: envelope.queueId, messageId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address };
+}
+
+/** A message over maxMessageBytes (no plugin saw it): its line says so, `unfiltered` when passed on. */
+export function oversizeRecord(envelope: Readonly<Envelope>, size: number, action: OversizeAction): Record<string, unknown> {
+  return { ...messageFacts(envelope), verdict: action === 'reject' ? 'reject' : 'unfiltered', oversize: size };
+}
+
+const errorText = (err: unknown): string => (err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err));
+
+/** A message's state between its first recipient and its end, for failures that come from outside. */
+interface Trouble {
+  /** A failure recorded before the end (a begin that failed, a callback that threw). */
+  failure?: FilterError;
+  /** While the end runs: fails it at once. */
+  interrupt?: (failure: FilterError) => void;
+  over: boolean;
+}
+
+/** Waits for a plugin's answer, unless the message's time runs out or an outside failure comes first. */
+function settle<T>(answer: T | PromiseLike<T>, signal: AbortSignal, trouble: Trouble): Promise<T> {
+  if (typeof (answer as PromiseLike<T> | undefined)?.then !== 'function' && !signal.aborted) return Promise.resolve(answer);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    trouble.interrupt = reject;
+    Promise.resolve(answer).then(resolve, reject).finally(() => {
+      signal.removeEventListener('abort', onAbort);
+      trouble.interrupt = undefined;
+    });
+  });
+}
+
 /**
  * Plugins in order, as one transform. The first reject, tempfail or discard ends the pipeline (later
  * plugins do not run); a quarantine is kept and the rest still run (the first reason is the one given).
- * A plugin that throws ends the message with the milter's fallback (tempfail by default), never a pass;
- * so does running out of time, and no plugin starts after that.
+ * Any failure of a plugin ends the message with the milter's fallback (tempfail by default), never a
+ * pass: a throw, a rejected promise, an answer of the wrong shape, a failed `begin`, and (through
+ * `fail`) a throw or rejection in work it started and did not await. So does running out of time, and
+ * no plugin starts after that. Each failure names the plugin, the queue ID and the Message-ID.
  */
-export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): MessageTransform {
-  const transform: MessageTransform = async (message, envelope, signal) => {
-    const fields: Record<string, unknown> = {};
-    const state: PipelineState = { quarantine: undefined, changed: false, fields, signal };
-    let final: TransformResult | undefined;
-    for (const plugin of plugins) {
-      signal.throwIfAborted();
-      const result = await plugin.check(message, envelope, state);
-      Object.assign(fields, result.log);
-      state.changed ||= result.changed === true;
-      if (result.action === 'quarantine') state.quarantine ??= result.reason;
-      else if (result.action !== 'accept') {
-        final = result;
-        break;
+export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pipeline {
+  const troubles = new WeakMap<Readonly<Envelope>, Trouble>();
+  const troubleOf = (envelope: Readonly<Envelope>): Trouble => {
+    let trouble = troubles.get(envelope);
+    if (!trouble) troubles.set(envelope, (trouble = { over: false }));
+    return trouble;
+  };
+  const failure = (plugin: string, what: string, err: unknown, facts: Record<string, unknown>): FilterError =>
+    err instanceof FilterError ? err : new FilterError(`plugin ${plugin}: ${what}: ${errorText(err)}`, { plugin, ...facts }, { cause: err });
+
+  const transform = (async (message, envelope, signal) => {
+    const trouble = troubleOf(envelope);
+    const messageId = message.headers.get('message-id')?.trim();
+    const facts = { queueId: envelope.queueId, messageId };
+    try {
+      if (trouble.failure) throw trouble.failure;
+      const fields: Record<string, unknown> = {};
+      const state: PipelineState = { quarantine: undefined, changed: false, fields, signal };
+      let final: TransformResult | undefined;
+      for (const plugin of plugins) {
+        signal.throwIfAborted();
+        let answer: unknown;
+        try {
+          answer = await settle(inPluginScope({ plugin: plugin.name, envelope }, () => plugin.check(message, envelope, state)), signal, trouble);
+        } catch (err) {
+          if (signal.aborted) throw signal.reason;
+          throw failure(plugin.name, 'check failed', err, facts);
+        }
+        let result: PluginResult;
+        try {
+          result = checkPluginResult(answer, plugin.name);
+        } catch (err) {
+          throw failure(plugin.name, 'bad answer', err, facts);
+        }
+        Object.assign(fields, result.log);
+        state.changed ||= result.changed === true;
+        if (result.action === 'quarantine') state.quarantine ??= result.reason;
+        else if (result.action !== 'accept') {
+          final = result;
+          break;
+        }
       }
+      // The time ran out during the last plugin: the MTA has the fallback, so no verdict is logged.
+      signal.throwIfAborted();
+      const { quarantine, changed } = state;
+      const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
+      log({ ...messageFacts(envelope, messageId), verdict, ...fields });
+      if (final) return final;
+      return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
+    } finally {
+      trouble.over = true;
     }
-    // The time ran out during the last plugin: the MTA has the fallback, so no verdict is logged.
-    signal.throwIfAborted();
-    const { quarantine, changed } = state;
-    const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
-    log({ queueId: envelope.queueId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address, verdict, ...fields });
-    if (final) return final;
-    return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
+  }) as Pipeline;
+
+  transform.fail = (envelope, plugin, error) => {
+    const trouble = troubles.get(envelope) ?? troubleOf(envelope);
+    if (trouble.over) return false;
+    const err = failure(plugin, 'work it started and did not wait for failed', error, { queueId: envelope.queueId });
+    if (trouble.interrupt) trouble.interrupt(err);
+    else trouble.failure ??= err;
+    return true;
   };
-  // Over the adapter's size limit: no plugin saw it, and the line says so (`unfiltered` when passed on).
-  transform.oversize = (envelope, size, action) => {
-    log({ queueId: envelope.queueId, sender: envelope.sender, recipients: envelope.recipients.length, client: envelope.client.address, verdict: action === 'reject' ? 'reject' : 'unfiltered', oversize: size });
-  };
+  transform.oversize = (envelope, size, action) => log(oversizeRecord(envelope, size, action));
   transform.begin = (envelope) => {
     for (const plugin of plugins) {
-      // An async begin is not waited for either: its failure is check()'s to meet, not the process's.
-      const started: unknown = plugin.begin?.(envelope);
-      if (started instanceof Promise) started.catch(() => undefined);
+      if (!plugin.begin) continue;
+      // Not waited for: a failure, now or later, fails the message at its end.
+      const recordFailure = (err: unknown): void => void (troubleOf(envelope).failure ??= failure(plugin.name, 'begin failed', err, { queueId: envelope.queueId }));
+      try {
+        const started: unknown = inPluginScope({ plugin: plugin.name, envelope }, () => plugin.begin?.(envelope));
+        if (typeof (started as PromiseLike<unknown> | undefined)?.then === 'function') (started as PromiseLike<unknown>).then(undefined, recordFailure);
+      } catch (err) {
+        recordFailure(err);
+      }
     }
   };
   const judges = plugins.filter((plugin) => plugin.recipient !== undefined);
@@ -102,7 +194,12 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Mes
     // A refused recipient gets its own log line, as Postfix logs "NOQUEUE: reject: RCPT" once per recipient.
     transform.recipient = async (envelope, recipient) => {
       for (const plugin of judges) {
-        const refused = await plugin.recipient?.(envelope, recipient);
+        let refused: PluginRecipientResult;
+        try {
+          refused = checkRecipientResult(await inPluginScope({ plugin: plugin.name, envelope }, () => plugin.recipient?.(envelope, recipient)));
+        } catch (err) {
+          throw failure(plugin.name, 'recipient check failed', err, { queueId: envelope.queueId, recipient });
+        }
         if (!refused) continue;
         log({ stage: 'rcpt', sender: envelope.sender, recipient, client: envelope.client.address, verdict: refused.action, ...refused.log });
         return refused;

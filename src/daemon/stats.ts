@@ -10,20 +10,40 @@ export interface StatsSnapshot {
   /** Filter errors and timeouts (each answered with the fallback). */
   filterErrors: number;
   protocolErrors: number;
-  /** Connections closed as they came, past maxConnections. */
+  /** Connections closed as they came, past maxConnections with none idle. */
   connectionsRefused: number;
+  /** Connections the daemon closed, by the limit that closed them (maxConnections: idle ones, to make room). */
+  connectionsClosed: Partial<Record<string, number>>;
   connections: number;
+  /** Pipeline threads terminated and replaced (a plugin that blocked one, a thread that died). */
+  threadRestarts: number;
+  /** Configurations loaded by SIGHUP, and those refused. */
+  reloads: number;
+  reloadsFailed: number;
+  /** Body bytes held in memory now (the rest of the bodies in progress are in temporary files). */
+  bodyBytesInMemory: number;
   rssBytes: number;
 }
+
+/** The log events that are counted, and where. */
+const COUNTED = {
+  'filter-error': 'filterErrors',
+  'protocol-error': 'protocolErrors',
+  'connection-refused': 'connectionsRefused',
+  'thread-restart': 'threadRestarts',
+  reloaded: 'reloads',
+  'reload-failed': 'reloadsFailed',
+} as const satisfies Record<string, keyof StatsSnapshot>;
+
+type Counter = (typeof COUNTED)[keyof typeof COUNTED];
 
 export class MilterStats {
   private readonly started = Date.now();
   private messages = 0;
   private readonly verdicts: Partial<Record<MessageVerdict, number>> = {};
   private recipientsRefused = 0;
-  private filterErrors = 0;
-  private protocolErrors = 0;
-  private connectionsRefused = 0;
+  private readonly counters: Record<Counter, number> = { filterErrors: 0, protocolErrors: 0, connectionsRefused: 0, threadRestarts: 0, reloads: 0, reloadsFailed: 0 };
+  private readonly connectionsClosed: Partial<Record<string, number>> = {};
 
   recordMessage(verdict: MessageVerdict): void {
     this.messages++;
@@ -34,23 +54,24 @@ export class MilterStats {
     this.recipientsRefused++;
   }
 
-  /** Counts the server's error events; other events are ignored. */
-  recordEvent(event: string): void {
-    if (event === 'filter-error') this.filterErrors++;
-    else if (event === 'protocol-error') this.protocolErrors++;
-    else if (event === 'connection-refused') this.connectionsRefused++;
+  /** Counts the events that are counted (errors, refusals, restarts, reloads); others are ignored. */
+  recordEvent(event: string, fields: Record<string, unknown> = {}): void {
+    if (event === 'connection-closed') {
+      const limit = String(fields.limit);
+      this.connectionsClosed[limit] = (this.connectionsClosed[limit] ?? 0) + 1;
+    } else if (event in COUNTED) this.counters[COUNTED[event as keyof typeof COUNTED]]++;
   }
 
-  snapshot(connections: number): StatsSnapshot {
+  snapshot(connections: number, bodyBytesInMemory: number): StatsSnapshot {
     return {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       messages: this.messages,
       verdicts: { ...this.verdicts },
       recipientsRefused: this.recipientsRefused,
-      filterErrors: this.filterErrors,
-      protocolErrors: this.protocolErrors,
-      connectionsRefused: this.connectionsRefused,
+      ...this.counters,
+      connectionsClosed: { ...this.connectionsClosed },
       connections,
+      bodyBytesInMemory,
       rssBytes: process.memoryUsage.rss(),
     };
   }
@@ -58,17 +79,15 @@ export class MilterStats {
 
 /** Several workers' snapshots as one (the cluster's view): counts added, uptime the longest. */
 export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot {
-  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, recipientsRefused: 0, filterErrors: 0, protocolErrors: 0, connectionsRefused: 0, connections: 0, rssBytes: 0 };
+  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, recipientsRefused: 0, filterErrors: 0, protocolErrors: 0, connectionsRefused: 0, connectionsClosed: {}, connections: 0, threadRestarts: 0, reloads: 0, reloadsFailed: 0, bodyBytesInMemory: 0, rssBytes: 0 };
+  const add = <K extends string>(into: Partial<Record<K, number>>, from: Partial<Record<K, number>>): void => {
+    for (const [key, n] of Object.entries(from) as [K, number][]) into[key] = (into[key] ?? 0) + n;
+  };
   for (const s of snapshots) {
     total.uptimeSeconds = Math.max(total.uptimeSeconds, s.uptimeSeconds);
-    total.messages += s.messages;
-    total.recipientsRefused += s.recipientsRefused;
-    total.filterErrors += s.filterErrors;
-    total.protocolErrors += s.protocolErrors;
-    total.connectionsRefused += s.connectionsRefused;
-    total.connections += s.connections;
-    total.rssBytes += s.rssBytes;
-    for (const [verdict, n] of Object.entries(s.verdicts) as [MessageVerdict, number][]) total.verdicts[verdict] = (total.verdicts[verdict] ?? 0) + n;
+    for (const key of ['messages', 'recipientsRefused', 'filterErrors', 'protocolErrors', 'connectionsRefused', 'connections', 'threadRestarts', 'reloads', 'reloadsFailed', 'bodyBytesInMemory', 'rssBytes'] as const) total[key] += s[key];
+    add(total.verdicts, s.verdicts);
+    add(total.connectionsClosed, s.connectionsClosed);
   }
   return total;
 }

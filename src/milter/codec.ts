@@ -41,6 +41,11 @@ export class FrameReader {
     this.maxPacketSize = maxPacketSize;
   }
 
+  /** Bytes of a packet begun and not yet complete. */
+  get buffered(): number {
+    return this.pendingBytes;
+  }
+
   /** Every frame completed by this chunk; throws MilterProtocolError on an impossible length. */
   push(chunk: Buffer): Frame[] {
     this.pending.push(chunk);

@@ -26,11 +26,28 @@ export interface ChangeSet {
    */
   changeHeader(name: string, index: number, value: string): void;
   deleteHeader(name: string, index: number): void;
+  /**
+   * Appends to the new body, as libmilter's smfi_replacebody and pymilter's replacebody do: a filter
+   * that writes the body in pieces calls it once per piece; the first call drops the original body.
+   */
   replaceBody(body: Buffer): void;
   addRecipient(recipient: string, esmtpArgs?: string): void;
   deleteRecipient(recipient: string): void;
   changeSender(sender: string, esmtpArgs?: string): void;
   quarantine(reason: string): void;
+}
+
+/**
+ * A filter's failure with the facts its log line needs (the plugin, the queue ID, the Message-ID): the
+ * session logs them beside the error when it gives the fallback.
+ */
+export class FilterError extends Error {
+  readonly fields: Readonly<Record<string, unknown>>;
+  constructor(message: string, fields: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'FilterError';
+    this.fields = fields;
+  }
 }
 
 type Hook<A extends unknown[]> = (...args: A) => Verdict | void | Promise<Verdict | void>;

@@ -1,7 +1,7 @@
 import { FrameReader, type Frame } from './codec.js';
 import type { FilterFactory } from './filter.js';
 import { CHUNK_SIZE, Command, Response } from './protocol.js';
-import { MilterSession, type SessionOptions } from './session.js';
+import { MilterSession, SESSION_DEFAULTS, type SessionOptions } from './session.js';
 
 /**
  * A filter run against a message without an MTA (pymilter's Milter.test): the engine is driven with the
@@ -75,7 +75,7 @@ function headerFields(message: Buffer): { fields: [string, Buffer][]; body: Buff
 export async function runMilter(factory: FilterFactory, input: HarnessInput): Promise<HarnessResult> {
   const sent: Buffer[] = [];
   const log: Record<string, unknown>[] = [];
-  const session = new MilterSession(factory, { fallback: 'tempfail', hookTimeoutMs: 25_000, eomTimeoutMs: 250_000, log: (event, fields) => log.push({ event, ...fields }), ...input.options }, (frames) => sent.push(...frames));
+  const session = new MilterSession(factory, { ...SESSION_DEFAULTS, log: (event, fields) => log.push({ event, ...fields }), ...input.options }, (frames) => sent.push(...frames));
   const replies = (): Frame[] => new FrameReader(1 << 30).push(Buffer.concat(sent.splice(0)));
   const result: HarnessResult = { verdict: 'continue', stage: 'eom', reply: undefined, delivered: undefined, recipients: [...input.recipients], sender: input.sender, quarantine: undefined, log };
 

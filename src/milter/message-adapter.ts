@@ -1,62 +1,23 @@
-import { formatField, type Header } from '../mime/header.js';
-import type { MimeMessage } from '../mime/message.js';
-import { parseBlocks } from '../mime/parse.js';
-import { bodyChunks } from '../mime/serializer.js';
-import { BodyBuffer } from './body-buffer.js';
-import type { ChangeSet, FilterFactory, MilterFilter, Verdict } from './filter.js';
+import { BodyBuffer, type MemoryBudget } from './body-buffer.js';
+import type { FilterFactory, MilterFilter, Verdict } from './filter.js';
+import type { CollectedMessage, Envelope, MessageJob, MessageTransform, MessageWork, OversizeAction, RecipientResult } from './message-work.js';
+import { applyEdits, headerBlock, transformMessage } from './transform-message.js';
 
-/** The envelope of the message being filtered. */
-export interface Envelope {
-  sender: string;
-  recipients: string[];
-  /**
-   * Connection facts for logs and policies, from the macros sent with MAIL FROM: the client's IP address
-   * ({client_addr}), and its HELO name where the MTA has a macro for it (Sendmail's `s`; Postfix has none).
-   */
-  client: { address: string | undefined; helo: string | undefined };
-  queueId: string | undefined;
-}
-
-/**
- * A whole-message transform: it may change the parsed message in place, and says what becomes of it.
- * `quarantine` holds the message (with its reason) after applying the changes.
- */
-export type TransformResult = { action: 'accept' } | { action: 'quarantine'; reason: string } | { action: 'reject' | 'tempfail'; reply?: string } | { action: 'discard' };
-/** `signal`: aborted when the message's time is up or the MTA has gone (see MilterFilter.eom). */
-export type MessageTransform = ((message: MimeMessage, envelope: Envelope, signal: AbortSignal) => TransformResult | Promise<TransformResult>) & {
-  /**
-   * Called at the first recipient the MTA accepts, when the sender is known and the message is not: work
-   * that can start early (a callback probe) overlaps with the transfer of the message. Not at MAIL FROM:
-   * the MTA has not yet checked recipients and relaying then, and any client could set probes going.
-   * Not waited for.
-   */
-  begin?(envelope: Readonly<Envelope>): void;
-  /**
-   * Called at each RCPT TO, before the message: a reject or tempfail refuses that recipient with its
-   * reply. Having it makes the MTA wait for an answer to every RCPT.
-   */
-  recipient?(envelope: Readonly<Envelope>, recipient: string): RecipientResult | Promise<RecipientResult>;
-  /**
-   * Told of a message over `maxMessageBytes`, which the adapter answers by itself (it was neither kept
-   * nor parsed), for the log: `size` is every header and body byte that came.
-   */
-  oversize?(envelope: Readonly<Envelope>, size: number, action: OversizeAction): void;
-};
-/** What becomes of a message over `maxMessageBytes`: refused (552 5.3.4), or passed on unfiltered. */
-export type OversizeAction = 'reject' | 'accept';
 export const OVERSIZE_REPLY = '552 5.3.4 Message too big for the content filter';
-/** What becomes of one recipient: undefined lets it through. */
-export type RecipientResult = Extract<TransformResult, { action: 'reject' | 'tempfail' }> | undefined;
 
 /**
- * The engine-agnostic adapter: collects the headers and body chunks of a message, hands the whole message to
- * a transform at end of message, and turns what the transform changed into the smallest set of milter
- * changes — header adds, changes and deletes, and a body replacement only when the body changed. A
- * message the transform did not change gets no modification at all.
+ * The engine-agnostic adapter: collects the headers and body chunks of a message and hands the whole
+ * message at end of message to its work (a transform, here or in another thread), then sends the changes
+ * that work answered.
  */
 export interface AdapterOptions {
   /** Body bytes kept in memory per message; beyond, the body goes to a temporary file. Default 8 MiB. */
   memoryThresholdBytes?: number;
+  /**
+   * Body bytes all messages may hold in memory together (share one budget between the filters of a
+   * process); past it, bodies go to temporary files. Default: none beyond the per-message threshold.
+   */
+  memoryBudget?: MemoryBudget;
   /** Where such files go. Default os.tmpdir(). */
   temporaryDirectory?: string;
   /**
@@ -69,6 +30,9 @@ export interface AdapterOptions {
   oversizeAction?: OversizeAction;
 }
 
+/** The defaults of AdapterOptions, in one place. */
+export const ADAPTER_DEFAULTS = { memoryThresholdBytes: 8 * 1024 * 1024, maxMessageBytes: 64 * 1024 * 1024, oversizeAction: 'reject' } as const;
+
 /**
  * The macros the adapter asks for at MAIL FROM: the client's address and name, its HELO name (Sendmail),
  * and the queue ID where it is known by then (Sendmail; Postfix gives it at end of message).
@@ -80,26 +44,46 @@ interface MessageInProgress {
   headers: [string, Buffer][];
   body: BodyBuffer;
   envelope: Envelope;
+  job: MessageJob;
   /** Header and body bytes received. */
   size: number;
   /** Past maxMessageBytes: nothing more is kept. */
   oversize: boolean;
 }
 
-export function messageFilter(transform: MessageTransform, options: AdapterOptions = {}): FilterFactory {
+/** A transform's work, done in the adapter's own thread. */
+export function transformWork(transform: MessageTransform): MessageWork {
+  return {
+    checksRecipients: transform.recipient !== undefined,
+    open: (envelope): MessageJob => ({
+      begin: () => transform.begin?.(envelope),
+      recipient: (recipient) => transform.recipient?.(envelope, recipient),
+      // A spilled body is read once, and its file is gone before the transform runs.
+      run: async ({ header, body }: CollectedMessage, signal) => transformMessage([header, ...(await body.take())], envelope, transform, signal),
+      oversize: (size, action) => transform.oversize?.(envelope, size, action),
+      close: () => {},
+    }),
+  };
+}
+
+/**
+ * A milter filter that hands whole messages to `work`: a transform (run in this thread), or a
+ * MessageWork of one's own (the daemon's runs in worker threads).
+ */
+export function messageFilter(work: MessageTransform | MessageWork, options: AdapterOptions = {}): FilterFactory {
+  const source: MessageWork = typeof work === 'function' ? transformWork(work) : work;
+  const maxMessageBytes = options.maxMessageBytes ?? ADAPTER_DEFAULTS.maxMessageBytes;
+  const oversizeAction = options.oversizeAction ?? ADAPTER_DEFAULTS.oversizeAction;
+  const bodyOptions = { thresholdBytes: options.memoryThresholdBytes ?? ADAPTER_DEFAULTS.memoryThresholdBytes, directory: options.temporaryDirectory, budget: options.memoryBudget };
   return (context): MilterFilter => {
     // One per message, never reused: an end of message that outlives its timeout (the MTA has had the
     // fallback and gone on to the next message) keeps working on its own body and envelope.
     let message: MessageInProgress | undefined;
-    const maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
-    const oversizeAction = options.oversizeAction ?? 'reject';
-    const begin = (sender: string): MessageInProgress => ({
-      headers: [],
-      body: new BodyBuffer(options.memoryThresholdBytes ?? 8 * 1024 * 1024, options.temporaryDirectory),
-      envelope: { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: undefined },
-      size: 0,
-      oversize: false,
-    });
+    const checksRecipients = source.checksRecipients;
+    const begin = (sender: string): MessageInProgress => {
+      const envelope: Envelope = { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: context.macro('i') };
+      return { headers: [], body: new BodyBuffer(bodyOptions), envelope, job: source.open(envelope), size: 0, oversize: false };
+    };
     /** Adds to the message's size; the first time it passes the limit, drops what was kept. */
     const count = (m: MessageInProgress, bytes: number): void | Promise<void> => {
       m.size += bytes;
@@ -110,19 +94,24 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
     };
     // MAIL is always negotiated (the adapter has its hook): this only covers an MTA that skips it anyway.
     const current = (): MessageInProgress => (message ??= begin(''));
+    /** The message is over: its body and its job go. */
+    const finish = (m: MessageInProgress | undefined): void | Promise<void> => {
+      m?.job.close();
+      return m?.body.discard();
+    };
     const drop = (): void | Promise<void> => {
       const dropped = message;
       message = undefined;
-      return dropped?.body.discard();
+      return finish(dropped);
     };
     return {
       // Every hook before end of message only collects: the MTA need not wait for any of them — but for
-      // RCPT when the transform may refuse recipients.
-      noReply: transform.recipient ? ['envFrom', 'header', 'body'] : ['envFrom', 'envRcpt', 'header', 'body'],
+      // RCPT when the work may refuse recipients.
+      noReply: checksRecipients ? ['envFrom', 'header', 'body'] : ['envFrom', 'envRcpt', 'header', 'body'],
       // No connect or helo hook: what the envelope needs of the connection comes with MAIL FROM, and
       // the MTA is spared two events per connection (measured: a fifth more messages/s at 2 KB).
       macros: { envFrom: [...MAIL_MACROS], eom: ['i'] },
-      // What applyTransform may send: header edits, the body, quarantine — never the envelope.
+      // What the work's edits may be: header edits, the body, quarantine — never the envelope.
       actions: ['addHeader', 'changeHeader', 'deleteHeader', 'replaceBody', 'quarantine'],
       envFrom(sender) {
         const previous = drop();
@@ -130,17 +119,17 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         return previous;
       },
       envRcpt(recipient, _args, signal) {
-        const { envelope } = current();
+        const m = current();
         const admit = (refused: RecipientResult): Verdict => {
           if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
           // Too late: the MTA has the fallback for this recipient, which is not one of the message's.
           if (signal?.aborted) return 'continue';
-          envelope.recipients.push(recipient);
-          if (envelope.recipients.length === 1) transform.begin?.(envelope);
+          m.envelope.recipients.push(recipient);
+          if (m.envelope.recipients.length === 1) m.job.begin();
           return 'continue';
         };
         // Only a recipient check that is waited for makes a promise (and the session's timer for it).
-        const refused = transform.recipient?.(envelope, recipient);
+        const refused = checksRecipients ? m.job.recipient(recipient, signal) : undefined;
         return typeof (refused as PromiseLike<RecipientResult> | undefined)?.then === 'function' ? Promise.resolve(refused).then(admit) : admit(refused as RecipientResult);
       },
       header(name, value) {
@@ -155,118 +144,23 @@ export function messageFilter(transform: MessageTransform, options: AdapterOptio
         return m.oversize ? dropped : m.body.push(chunk);
       },
       async eom(changes, signal) {
-        const { headers, body, envelope, size, oversize } = current();
+        const m = current();
         message = undefined;
-        envelope.queueId = context.macro('i');
-        if (oversize) {
-          transform.oversize?.(envelope, size, oversizeAction);
-          return oversizeAction === 'accept' ? 'continue' : { reply: OVERSIZE_REPLY };
+        m.envelope.queueId = context.macro('i') ?? m.envelope.queueId;
+        try {
+          if (m.oversize) {
+            m.job.oversize(m.size, oversizeAction);
+            return oversizeAction === 'accept' ? 'continue' : { reply: OVERSIZE_REPLY };
+          }
+          const outcome = await m.job.run({ header: headerBlock(m.headers), body: m.body }, signal);
+          applyEdits(outcome.edits, changes);
+          return outcome.verdict;
+        } finally {
+          await finish(m);
         }
-        return applyTransform(headers, await body.take(), envelope, transform, changes, signal);
       },
       abort: drop,
       close: drop,
     };
   };
-}
-
-/** The header block as the MTA holds it: values arrive verbatim (HDR_LEADSPC) with LF folding. */
-function headerBlock(headers: readonly [string, Buffer][]): Buffer {
-  const lines = headers.map(([name, value]) => Buffer.concat([Buffer.from(`${name}:`, 'latin1'), Buffer.from(value.toString('latin1').replace(/\r?\n/g, '\r\n'), 'latin1'), Buffer.from('\r\n')]));
-  return Buffer.concat([...lines, Buffer.from('\r\n')]);
-}
-
-/**
- * Whether two lists of buffers hold the same bytes, compared in place (no joining). An unchanged body
- * comes back as views of the very memory it was parsed from: those stretches are equal without reading
- * them (at 1 MB the comparison was a cold pass over the whole body).
- */
-function sameBytes(a: readonly Buffer[], b: readonly Buffer[]): boolean {
-  let i = 0;
-  let j = 0;
-  let offsetA = 0;
-  let offsetB = 0;
-  for (;;) {
-    while (i < a.length && offsetA === (a[i] as Buffer).length) (i++, (offsetA = 0));
-    while (j < b.length && offsetB === (b[j] as Buffer).length) (j++, (offsetB = 0));
-    if (i === a.length || j === b.length) return i === a.length && j === b.length;
-    const x = a[i] as Buffer;
-    const y = b[j] as Buffer;
-    const n = Math.min(x.length - offsetA, y.length - offsetB);
-    const sameMemory = x.buffer === y.buffer && x.byteOffset + offsetA === y.byteOffset + offsetB;
-    if (!sameMemory && x.compare(y, offsetB, offsetB + n, offsetA, offsetA + n) !== 0) return false;
-    offsetA += n;
-    offsetB += n;
-  }
-}
-
-/** A generated field's value as the milter protocol wants it: after "Name:", folded with LF only. */
-function milterValue(header: Header): string {
-  const field = formatField(header.name, header.value, '\n');
-  return field.slice(header.name.length + 1).replace(/\n$/, '').replace(/^ /, '');
-}
-
-/**
- * The header edits that turn `before` (the fields as the MTA sent them) into `after` (as the transform
- * left them), in milter terms. A new field in the place of a removed one of that name (`headers.set`)
- * changes it; a new field above every field that stays goes on top (a prepended trace or
- * Authentication-Results field, the forged one removed); any other new field goes at the end: where
- * between the original fields the MTA would put it, a milter cannot know.
- */
-function sendHeaderChanges(before: readonly Header[], after: readonly Header[], changes: ChangeSet): void {
-  const original = new Set(before);
-  const kept = new Set(after.filter((header) => original.has(header)));
-  // A field's place: how many kept originals are above it (a removed original: where it was).
-  const places = (fields: readonly Header[]): number[] => {
-    let above = 0;
-    return fields.map((header) => (kept.has(header) ? above++ : above));
-  };
-  // Removed originals, numbered per name as the MTA sent them (the index CHGHEADER uses).
-  const removed: { header: Header; index: number; place: number }[] = [];
-  const seen = new Map<string, number>();
-  const beforePlaces = places(before);
-  before.forEach((header, i) => {
-    const index = (seen.get(header.key) ?? 0) + 1;
-    seen.set(header.key, index);
-    if (!kept.has(header)) removed.push({ header, index, place: beforePlaces[i] as number });
-  });
-  const afterPlaces = places(after);
-  const fresh: { header: Header; position: number }[] = [];
-  const settled: number[] = [];
-  after.forEach((header, position) => {
-    if (kept.has(header)) return void settled.push(position);
-    if (header.isInvalid) return;
-    const slot = removed.findIndex((r) => r.header.key === header.key && r.place === afterPlaces[position]);
-    if (slot < 0) return void fresh.push({ header, position });
-    const { index } = removed.splice(slot, 1)[0] as { index: number };
-    changes.changeHeader(header.name, index, milterValue(header));
-    settled.push(position);
-  });
-  const firstSettled = settled.length > 0 ? Math.min(...settled) : -1;
-  const onTop = fresh.filter(({ position }) => position < firstSettled).map(({ header }) => header);
-  for (const { header, position } of fresh) if (!(position < firstSettled)) changes.addHeader(header.name, milterValue(header));
-  // Each at index 0, last first: Postfix's index 1 is below the Received: field it adds itself.
-  for (const header of onTop.reverse()) changes.insertHeader(0, header.name, milterValue(header));
-  for (const { header, index } of removed) changes.deleteHeader(header.name, index);
-}
-
-async function applyTransform(
-  headers: readonly [string, Buffer][],
-  body: readonly Buffer[],
-  envelope: Envelope,
-  transform: MessageTransform,
-  changes: ChangeSet,
-  signal: AbortSignal,
-): Promise<Verdict> {
-  // Parsed from the blocks as they are: the body is held once, however big.
-  const message = parseBlocks([headerBlock(headers), ...body]);
-  const before = [...message.root.headers];
-  const result = await transform(message, envelope, signal);
-  if (result.action === 'reject' || result.action === 'tempfail') return result.reply ? { reply: result.reply } : result.action;
-  if (result.action === 'discard') return 'discard';
-  sendHeaderChanges(before, [...message.root.headers], changes);
-  const newBody = bodyChunks(message.root);
-  if (!sameBytes(newBody, body)) changes.replaceBody(Buffer.concat(newBody));
-  if (result.action === 'quarantine') changes.quarantine(result.reason);
-  return 'continue';
 }

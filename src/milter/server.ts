@@ -3,7 +3,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { execFileSync } from 'node:child_process';
 import { FrameReader } from './codec.js';
 import type { FilterFactory } from './filter.js';
-import { MilterSession, type SessionOptions } from './session.js';
+import { Command } from './protocol.js';
+import { MilterSession, SESSION_DEFAULTS, type SessionOptions } from './session.js';
 
 /** Where to listen, as libmilter spells it: inet:PORT@HOST, inet6:PORT@HOST, unix:/path (or local:/path). */
 export type ListenSpec = { kind: 'tcp'; port: number; host: string } | { kind: 'unix'; path: string };
@@ -19,11 +20,30 @@ export function parseListenSpec(spec: string): ListenSpec {
   return { kind: 'tcp', port, host: host.replace(/^\[(.*)\]$/, '$1') };
 }
 
-export interface MilterServerOptions extends Partial<SessionOptions> {
+/** What a connection is served with; `MilterServer.update` changes it for connections made afterwards. */
+export interface ConnectionSettings extends Partial<SessionOptions> {
   filter: FilterFactory;
-  listen: string;
   /** Largest packet accepted from the MTA (Postfix sends headers up to 100 KB). Default 1 MiB. */
   maxPacketSize?: number;
+  /**
+   * A connection on which nothing has moved for this long is closed: an MTA that went away without a
+   * word (a half-dead TCP peer). 0: never. Default 7210 s, libmilter's.
+   */
+  idleTimeoutMs?: number;
+  /** A connection that has not negotiated (sent OPTNEG) this long after it was made is closed. 0: never. Default 10 s. */
+  negotiationTimeoutMs?: number;
+  /** A packet that began to arrive and has not been completed after this long closes its connection. 0: never. Default 30 s. */
+  frameTimeoutMs?: number;
+  /**
+   * Connections at once. A new one past it first closes the connection idle longest (between messages,
+   * nothing in progress); only when none is idle is the new one closed (the MTA then applies its default
+   * action). Default 1000.
+   */
+  maxConnections?: number;
+}
+
+export interface MilterServerOptions extends ConnectionSettings {
+  listen: string;
   /** Unix socket permissions and group, so that the MTA's user can connect (e.g. '660', 'postfix'). */
   socketMode?: string;
   socketGroup?: string;
@@ -34,29 +54,29 @@ export interface MilterServerOptions extends Partial<SessionOptions> {
   ownsSocketPath?: boolean;
   /** How long close() waits for messages in flight before cutting connections. Default 30 s. */
   shutdownGraceMs?: number;
-  /**
-   * A connection on which nothing has moved for this long is closed: an MTA that went away without a
-   * word (a half-dead TCP peer) or never negotiated. 0: never. Default 7210 s, libmilter's.
-   */
-  idleTimeoutMs?: number;
-  /** Connections at once; more are closed as they come (the MTA then applies its default action). Default 1000. */
-  maxConnections?: number;
 }
+
+/** The defaults of the server's own options, in one place. */
+export const SERVER_DEFAULTS = {
+  maxPacketSize: 1024 * 1024,
+  idleTimeoutMs: 7_210_000,
+  negotiationTimeoutMs: 10_000,
+  frameTimeoutMs: 30_000,
+  maxConnections: 1000,
+  shutdownGraceMs: 30_000,
+} as const;
 
 export interface MilterServer {
   /** The bound address: a TCP port, or the socket path. */
   readonly address: { port: number; host: string } | { path: string };
   /** Stops listening, lets messages in flight finish (within the grace period), then closes. */
   close(): Promise<void>;
+  /** New settings for the connections made from now on (a reloaded configuration); those open keep theirs. */
+  update(settings: ConnectionSettings): void;
   readonly connections: number;
 }
 
-const DEFAULTS: SessionOptions = {
-  fallback: 'tempfail',
-  hookTimeoutMs: 25_000,
-  eomTimeoutMs: 250_000,
-  log: (event, fields) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`),
-};
+const stderrLog: SessionOptions['log'] = (event, fields) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...fields })}\n`);
 
 function groupId(group: string): number {
   if (/^\d+$/.test(group)) return Number(group);
@@ -64,51 +84,105 @@ function groupId(group: string): number {
   return Number(line.split(':')[2]);
 }
 
+/** Checks what cannot be checked by its type: a limit that cannot mean what it says is refused at once. */
+function resolveSettings(settings: ConnectionSettings): Required<Omit<ConnectionSettings, keyof SessionOptions>> & { session: SessionOptions } {
+  const resolved = {
+    filter: settings.filter,
+    maxPacketSize: settings.maxPacketSize ?? SERVER_DEFAULTS.maxPacketSize,
+    idleTimeoutMs: settings.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
+    negotiationTimeoutMs: settings.negotiationTimeoutMs ?? SERVER_DEFAULTS.negotiationTimeoutMs,
+    frameTimeoutMs: settings.frameTimeoutMs ?? SERVER_DEFAULTS.frameTimeoutMs,
+    maxConnections: settings.maxConnections ?? SERVER_DEFAULTS.maxConnections,
+    session: {
+      fallback: settings.fallback ?? SESSION_DEFAULTS.fallback,
+      hookTimeoutMs: settings.hookTimeoutMs ?? SESSION_DEFAULTS.hookTimeoutMs,
+      eomTimeoutMs: settings.eomTimeoutMs ?? SESSION_DEFAULTS.eomTimeoutMs,
+      progressIntervalMs: settings.progressIntervalMs ?? SESSION_DEFAULTS.progressIntervalMs,
+      log: settings.log ?? stderrLog,
+    },
+  };
+  const positive = ['maxPacketSize', 'maxConnections'] as const;
+  for (const key of positive) if (!Number.isInteger(resolved[key]) || resolved[key] < 1) throw new RangeError(`milter server: ${key} must be a positive integer, got ${resolved[key]}`);
+  // Node runs a timer of more than 2^31 - 1 ms after 1 ms.
+  for (const key of ['idleTimeoutMs', 'negotiationTimeoutMs', 'frameTimeoutMs'] as const) {
+    if (!Number.isInteger(resolved[key]) || resolved[key] < 0 || resolved[key] > 2 ** 31 - 1) throw new RangeError(`milter server: ${key} must be an integer from 0 to ${2 ** 31 - 1}, got ${resolved[key]}`);
+  }
+  for (const key of ['hookTimeoutMs', 'eomTimeoutMs'] as const) {
+    if (!Number.isInteger(resolved.session[key]) || resolved.session[key] < 1 || resolved.session[key] > 2 ** 31 - 1) throw new RangeError(`milter server: ${key} must be an integer from 1 to ${2 ** 31 - 1}, got ${resolved.session[key]}`);
+  }
+  return resolved;
+}
+
+/** One MTA connection's state, as the server sees it. */
+interface Connection {
+  socket: Socket;
+  session: MilterSession;
+  reader: FrameReader;
+  /** When it last received anything: the idle one longest is closed first to make room. */
+  lastActive: number;
+  /** Frames received and not yet handled. */
+  queued: number;
+}
+
 /**
  * The milter server: one session per MTA connection, commands handled in order (the MTA waits for each
  * reply), no-delay sockets (Nagle plus delayed ACK would stall every exchange by ~40 ms on loopback TCP).
+ * A peer cannot hold a connection by saying nothing useful: it must negotiate within
+ * `negotiationTimeoutMs`, finish each packet within `frameTimeoutMs`, and say something within
+ * `idleTimeoutMs`; and idle connections make room for new ones.
  */
 export async function startMilterServer(options: MilterServerOptions): Promise<MilterServer> {
   const spec = parseListenSpec(options.listen);
-  const sessionOptions: SessionOptions = {
-    fallback: options.fallback ?? DEFAULTS.fallback,
-    hookTimeoutMs: options.hookTimeoutMs ?? DEFAULTS.hookTimeoutMs,
-    eomTimeoutMs: options.eomTimeoutMs ?? DEFAULTS.eomTimeoutMs,
-    progressIntervalMs: options.progressIntervalMs,
-    log: options.log ?? DEFAULTS.log,
-  };
-  const maxPacketSize = options.maxPacketSize ?? 1024 * 1024;
-  const sockets = new Set<Socket>();
+  let settings = resolveSettings(options);
+  const connections = new Set<Connection>();
   let closing = false;
-  const idle = new Set<Socket>();
 
-  const idleTimeoutMs = options.idleTimeoutMs ?? 7_210_000;
-  const maxConnections = options.maxConnections ?? 1000;
+  const isIdle = (c: Connection): boolean => !c.session.busy && c.queued === 0 && c.reader.buffered === 0;
+  /** Closes a connection for a reason of the server's own, with a log line that says which limit. */
+  const closeFor = (c: Connection, log: SessionOptions['log'], reason: string, limit: string): void => {
+    connections.delete(c);
+    log('connection-closed', { reason, limit });
+    c.socket.destroy();
+  };
+
   const server: Server = createServer((socket) => {
+    // The settings when the connection was made are its settings for good.
+    const { filter, maxPacketSize, idleTimeoutMs, negotiationTimeoutMs, frameTimeoutMs, maxConnections, session: sessionOptions } = settings;
+    const log = sessionOptions.log;
     // Counted here, not with server.maxConnections: under node:cluster a worker at that limit hands the
     // connection back to the primary, which passes it on to another worker, for ever when all are full.
-    if (sockets.size >= maxConnections) {
-      sessionOptions.log('connection-refused', { reason: `${maxConnections} connections already (maxConnections)` });
-      socket.destroy();
-      return;
+    if (connections.size >= maxConnections) {
+      let oldest: Connection | undefined;
+      for (const c of connections) if (isIdle(c) && (!oldest || c.lastActive < oldest.lastActive)) oldest = c;
+      if (!oldest) {
+        log('connection-refused', { reason: `${maxConnections} connections already, none idle (maxConnections)` });
+        socket.destroy();
+        return;
+      }
+      closeFor(oldest, log, 'idle, to make room for a new connection', 'maxConnections');
     }
-    sockets.add(socket);
     if (spec.kind === 'tcp') socket.setNoDelay(true);
-    // Longer than any hook may take (the MTA's own timeouts come first); PROGRESS counts as activity.
-    if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => socket.destroy());
     const reader = new FrameReader(maxPacketSize);
-    const session = new MilterSession(options.filter, sessionOptions, (frames) => {
+    const session = new MilterSession(filter, sessionOptions, (frames) => {
       // Corked: the frames of one answer leave in one system call (each write would wake the MTA).
       socket.cork();
       for (const frame of frames) socket.write(frame);
       socket.uncork();
     });
+    const connection: Connection = { socket, session, reader, lastActive: Date.now(), queued: 0 };
+    connections.add(connection);
+    // Longer than any hook may take (the MTA's own timeouts come first); PROGRESS counts as activity.
+    if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => closeFor(connection, log, `nothing received or sent for ${idleTimeoutMs} ms`, 'idleTimeoutMs'));
+    const negotiation = negotiationTimeoutMs > 0 ? setTimeout(() => closeFor(connection, log, `no negotiation within ${negotiationTimeoutMs} ms`, 'negotiationTimeoutMs'), negotiationTimeoutMs) : undefined;
+    let frameTimer: NodeJS.Timeout | undefined;
     let queue = Promise.resolve();
     const fail = (err: unknown): void => {
-      sessionOptions.log('protocol-error', { error: err instanceof Error ? err.message : String(err) });
+      log('protocol-error', { error: err instanceof Error ? err.message : String(err) });
+      connections.delete(connection);
       socket.destroy();
     };
     socket.on('data', (chunk: Buffer) => {
+      connection.lastActive = Date.now();
       let frames;
       try {
         frames = reader.push(chunk);
@@ -116,27 +190,32 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
         fail(err);
         return;
       }
+      // A packet that has begun must be finished in time; each one completed starts the clock anew.
+      if (frames.length > 0) {
+        clearTimeout(frameTimer);
+        frameTimer = undefined;
+      }
+      if (reader.buffered > 0 && frameTimeoutMs > 0) frameTimer ??= setTimeout(() => closeFor(connection, log, `a packet begun ${frameTimeoutMs} ms ago is still incomplete (${reader.buffered} bytes)`, 'frameTimeoutMs'), frameTimeoutMs);
       for (const frame of frames) {
+        if (frame.command === Command.OPTNEG) clearTimeout(negotiation);
+        connection.queued++;
         queue = queue.then(async () => {
-          idle.delete(socket);
+          connection.queued--;
           await session.handle(frame);
-          if (frame.command === 0x51) socket.end();
-          // Idle means between messages: only then may a shutdown end the connection.
-          if (!session.busy) {
-            idle.add(socket);
-            if (closing) socket.end();
-          }
+          if (frame.command === Command.QUIT) socket.end();
+          // Between messages a shutdown may end the connection.
+          if (closing && isIdle(connection)) socket.end();
         }).catch(fail);
       }
     });
     socket.on('error', () => {});
     socket.on('close', () => {
-      sockets.delete(socket);
-      idle.delete(socket);
+      clearTimeout(negotiation);
+      clearTimeout(frameTimer);
+      connections.delete(connection);
       session.disconnected();
       void queue.then(() => session.end());
     });
-    idle.add(socket);
   });
 
   const ownsPath = spec.kind === 'unix' && options.ownsSocketPath !== false;
@@ -156,17 +235,19 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
   return {
     address,
     get connections() {
-      return sockets.size;
+      return connections.size;
+    },
+    update(next) {
+      settings = resolveSettings(next);
     },
     async close() {
       closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       // Idle connections (between messages) go now; busy ones get the grace period to finish.
-      for (const socket of idle) socket.end();
-      const grace = options.shutdownGraceMs ?? 30_000;
-      const deadline = Date.now() + grace;
-      while (sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
-      for (const socket of sockets) socket.destroy();
+      for (const c of connections) if (isIdle(c)) c.socket.end();
+      const deadline = Date.now() + (options.shutdownGraceMs ?? SERVER_DEFAULTS.shutdownGraceMs);
+      while (connections.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      for (const c of connections) c.socket.destroy();
       await closed;
       if (ownsPath && existsSync(spec.path)) unlinkSync(spec.path);
     },

@@ -1,5 +1,5 @@
 import { encodeResponse, parseCommand, type MilterResponse, type MtaCommand } from './codec.js';
-import type { ChangeSet, FilterFactory, MacroStage, MilterContext, MilterFilter, NoReplyStage, Verdict } from './filter.js';
+import { FilterError, type ChangeSet, type FilterFactory, type MacroStage, type MilterContext, type MilterFilter, type NoReplyStage, type Verdict } from './filter.js';
 import { Action, CHUNK_SIZE, Command, MacroStage as MacroStageCode, PROTOCOL_VERSION, Protocol } from './protocol.js';
 import type { Frame } from './codec.js';
 
@@ -17,6 +17,9 @@ export interface SessionOptions {
   progressIntervalMs?: number;
   log: (event: string, fields: Record<string, unknown>) => void;
 }
+
+/** The defaults of SessionOptions, in one place (the server, the harness and the daemon's config use them). */
+export const SESSION_DEFAULTS = { fallback: 'tempfail', hookTimeoutMs: 25_000, eomTimeoutMs: 250_000, progressIntervalMs: 5000 } as const satisfies Omit<SessionOptions, 'log'>;
 
 /** Hooks and the protocol bit that tells the MTA not to send the event when a filter lacks the hook. */
 const SKIPPABLE: ReadonlyArray<[keyof MilterFilter, number]> = [
@@ -79,7 +82,8 @@ class Timeout extends Error {}
 class CollectedChanges implements ChangeSet {
   readonly headers: MilterResponse[] = [];
   readonly envelope: MilterResponse[] = [];
-  body: Buffer | undefined;
+  /** The new body's pieces, in the order replaceBody gave them; undefined: the body stays. */
+  body: Buffer[] | undefined;
   quarantineReason: string | undefined;
   /** `leadingSpace`: HDR_LEADSPC was negotiated, so values go out verbatim, the space after the colon included. */
   constructor(
@@ -120,7 +124,7 @@ class CollectedChanges implements ChangeSet {
   }
   replaceBody(body: Buffer): void {
     this.need(Action.CHGBODY, 'replaceBody');
-    this.body = body;
+    (this.body ??= []).push(body);
   }
   addRecipient(recipient: string, esmtpArgs?: string): void {
     this.need(esmtpArgs ? Action.ADDRCPT_PAR : Action.ADDRCPT, 'addRecipient');
@@ -149,8 +153,9 @@ class CollectedChanges implements ChangeSet {
     const out: MilterResponse[] = [...deletions, ...others, ...this.envelope];
     if (this.quarantineReason !== undefined) out.push({ type: 'quarantine', reason: this.quarantineReason });
     if (this.body) {
-      for (let i = 0; i < this.body.length; i += CHUNK_SIZE) out.push({ type: 'replbody', chunk: this.body.subarray(i, i + CHUNK_SIZE) });
-      if (this.body.length === 0) out.push({ type: 'replbody', chunk: Buffer.alloc(0) });
+      for (const piece of this.body) for (let i = 0; i < piece.length; i += CHUNK_SIZE) out.push({ type: 'replbody', chunk: piece.subarray(i, i + CHUNK_SIZE) });
+      // An empty new body still replaces the old one.
+      if (this.body.every((piece) => piece.length === 0)) out.push({ type: 'replbody', chunk: Buffer.alloc(0) });
     }
     return out;
   }
@@ -236,7 +241,8 @@ export class MilterSession {
    */
   private async run<T>(stage: string, timeoutMs: number, hook: () => T | PromiseLike<T>, controller?: AbortController, keepAlive = false): Promise<{ failed: false; value: T } | { failed: true }> {
     const failed = (err: unknown): { failed: true } => {
-      this.options.log('filter-error', { stage, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
+      const facts = err instanceof FilterError ? err.fields : {};
+      this.options.log('filter-error', { stage, ...facts, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
       return { failed: true };
     };
     // Aborted before it starts when the MTA is already gone (an end of message that was still queued).
@@ -249,7 +255,7 @@ export class MilterSession {
     }
     if (typeof (answer as PromiseLike<T> | undefined)?.then !== 'function') return { failed: false, value: answer as T };
     let timer: NodeJS.Timeout | undefined;
-    const progressMs = this.options.progressIntervalMs ?? 5000;
+    const progressMs = this.options.progressIntervalMs ?? SESSION_DEFAULTS.progressIntervalMs;
     const progress = keepAlive && progressMs > 0 ? setInterval(() => this.respond({ type: 'progress' }), progressMs) : undefined;
     if (controller) this.running.add(controller);
     try {

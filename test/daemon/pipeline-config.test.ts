@@ -44,7 +44,7 @@ describe('pipeline', () => {
     const broken: MilterPlugin = { name: 'broken', check: () => { throw new Error('bug in plugin'); } };
     const result = await runMilter(messageFilter(pipeline([broken], () => {})), input);
     expect(result.verdict).toBe('tempfail');
-    expect(result.log).toContainEqual(expect.objectContaining({ event: 'filter-error', error: 'bug in plugin' }));
+    expect(result.log).toContainEqual(expect.objectContaining({ event: 'filter-error', plugin: 'broken', error: 'plugin broken: check failed: bug in plugin', fallback: 'tempfail' }));
   });
 });
 

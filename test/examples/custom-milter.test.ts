@@ -28,8 +28,8 @@ describe('examples/custom-milter plugged into the daemon behind a real Postfix',
   it('runs from the config file, with its options, after defang', async () => {
     const { daemon, postfix, stop } = await startDaemonBehindPostfix(
       ['alice'],
-      () => ({ pipeline: [{ plugin: 'defang' }, { plugin: 'module', path: resolve('examples/custom-milter.ts'), options: { refuseSubject: '^buy now' } }] }),
-      { typescriptModules: true },
+      // A TypeScript module, through a shim that registers a loader in the pipeline thread.
+      () => ({ pipeline: [{ plugin: 'defang' }, { plugin: 'module', path: resolve('test/support/typescript-plugin.mjs'), options: { module: '../../examples/custom-milter.ts', options: { refuseSubject: '^buy now' } } }] }),
     );
     try {
       expect(await sendMessage(postfix.port, 'From: a@example.com\r\nSubject: Buy now!\r\n\r\nDeal.\r\n')).toBe('550 5.7.1 We do not deliver that here');

@@ -12,7 +12,7 @@ describe('BodyBuffer', () => {
   afterEach(() => rm(directory, { recursive: true, force: true }));
 
   it('keeps a body under the threshold in memory, as the chunks it came in', async () => {
-    const buffer = new BodyBuffer(100, directory);
+    const buffer = new BodyBuffer({ thresholdBytes: 100, directory });
     await buffer.push(Buffer.from('abc'));
     await buffer.push(Buffer.from('def'));
     expect(await readdir(directory)).toEqual([]);
@@ -21,7 +21,7 @@ describe('BodyBuffer', () => {
   });
 
   it('spills past the threshold to a file only the owner can read, and removes it on take', async () => {
-    const buffer = new BodyBuffer(4, directory);
+    const buffer = new BodyBuffer({ thresholdBytes: 4, directory });
     await buffer.push(Buffer.from('abc'));
     await buffer.push(Buffer.from('defgh'));
     const [file] = await readdir(directory);
@@ -34,7 +34,7 @@ describe('BodyBuffer', () => {
 
   it('removes the file also when reading it back fails', async () => {
     const { mkdir, symlink, unlink } = await import('node:fs/promises');
-    const buffer = new BodyBuffer(0, directory);
+    const buffer = new BodyBuffer({ thresholdBytes: 0, directory });
     await buffer.push(Buffer.from('abc'));
     const [file] = await readdir(directory);
     // What is at the path by the end of message cannot be read as a file.
@@ -51,7 +51,7 @@ describe('BodyBuffer', () => {
   });
 
   it('removes the file on discard (ABORT, closed connection)', async () => {
-    const buffer = new BodyBuffer(0, directory);
+    const buffer = new BodyBuffer({ thresholdBytes: 0, directory });
     await buffer.push(Buffer.from('x'));
     expect(await readdir(directory)).toHaveLength(1);
     await buffer.discard();
@@ -63,7 +63,7 @@ describe('BodyBuffer', () => {
 
 describe('BodyBuffer: a temporary file that cannot be written', () => {
   it('fails the message (the adapter gives the fallback), never the process', async () => {
-    const buffer = new BodyBuffer(4, join(tmpdir(), 'milterkit-no-such-directory', 'deeper'));
+    const buffer = new BodyBuffer({ thresholdBytes: 4, directory: join(tmpdir(), 'milterkit-no-such-directory', 'deeper') });
     await expect((async () => {
       await buffer.push(Buffer.from('abc'));
       await buffer.push(Buffer.from('defgh'));

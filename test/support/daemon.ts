@@ -16,11 +16,10 @@ export interface Daemon {
 }
 
 /**
- * `milterkit milter` as users run it (the built CLI), with a TypeScript loader when it must load plugin
- * modules written in TypeScript (the examples). Resolves once it (each of its `workers`) logged that it is listening.
+ * `milterkit milter` as users run it (the built CLI). Resolves once it (each of its `workers`) logged that
+ * it is listening. Plugin modules written in TypeScript go through test/support/typescript-plugin.mjs.
  */
 export interface DaemonLaunch {
-  typescriptModules?: boolean;
   workers?: number;
   /** V8 flags for node: the daemon's own by default (as `npm start` passes them). */
   nodeFlags?: readonly string[];
@@ -29,10 +28,9 @@ export interface DaemonLaunch {
 }
 
 export async function startDaemon(args: string[], options: DaemonLaunch = {}): Promise<Daemon> {
-  const loader = options.typescriptModules ? ['--import', 'tsx'] : [];
   const child = options.viaShebang
     ? spawn('dist/cli/main.js', ['milter', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn(process.execPath, [...(options.nodeFlags ?? DAEMON_NODE_FLAGS), ...loader, 'dist/cli/main.js', 'milter', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    : spawn(process.execPath, [...(options.nodeFlags ?? DAEMON_NODE_FLAGS), 'dist/cli/main.js', 'milter', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: Record<string, unknown>[] = [];
   let stderr = '';
   let partial = '';

@@ -1,6 +1,6 @@
 import { closeVerificationCaches, verifyAddress, type Verification, type VerifyOptions } from '../../cbv/index.js';
 import { routedResolver } from '../../smtp/routed-resolver.js';
-import type { Envelope } from '../../milter/message-adapter.js';
+import type { Envelope } from '../../milter/message-work.js';
 import type { MilterPlugin, PluginRecipientResult } from '../pipeline.js';
 
 export interface CbvPluginOptions extends VerifyOptions {

@@ -1,0 +1,138 @@
+/**
+ * A pipeline thread: the daemon's plugins run here, never in the thread that speaks to the MTAs, so that
+ * a plugin that blocks, loops or burns CPU cannot stall any connection, and one that overruns its time
+ * can be stopped (the thread is terminated and replaced). Whatever a plugin does wrong here — a throw in
+ * a timer it set, a rejection it never awaited — fails the message it was working on, or at worst this
+ * thread: never the process.
+ */
+import { readFile } from 'node:fs/promises';
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { FilterError } from '../milter/filter.js';
+import type { Envelope, MessageOutcome, RecipientResult } from '../milter/message-work.js';
+import { transformMessage } from '../milter/transform-message.js';
+import { buildPipeline } from './config.js';
+import { jsonFields } from './json-fields.js';
+import { pipeline, type MilterPlugin, type Pipeline } from './pipeline.js';
+import { currentPluginScope } from './plugin-scope.js';
+import type { FromThread, MessageBytes, ThreadData, ToThread } from './thread-messages.js';
+
+if (!parentPort) throw new Error('pipeline-thread.js runs as a worker thread of the daemon');
+const port: MessagePort = parentPort;
+const data = workerData as ThreadData;
+
+const post = (message: FromThread, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
+const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+
+/** One envelope object per message, as plugins expect (the callback verifier keys its probe on it). */
+const envelopes = new Map<number, Envelope>();
+const live = new WeakSet<Envelope>();
+/** Controllers of the calls running now, so that an abort reaches them. */
+const running = new Map<number, AbortController>();
+let transform: Pipeline | undefined;
+
+/** The thread's envelope of a message, brought up to date (recipients come one by one). */
+function envelopeOf(id: number, sent: Envelope): Envelope {
+  const known = envelopes.get(id);
+  if (known) return Object.assign(known, sent);
+  envelopes.set(id, sent);
+  live.add(sent);
+  return sent;
+}
+
+/**
+ * The last resort, for a throw nobody caught and a rejection nobody handled: the plugin that started the
+ * work is known from its scope. Its message fails if it is still running or yet to end; if it is over,
+ * the error is logged. With no plugin to name, the thread cannot be trusted: it asks to be replaced.
+ */
+function outside(err: unknown, what: string): void {
+  const scope = currentPluginScope();
+  if (!scope) {
+    post({ type: 'fatal', error: `${what}: ${errorText(err)}` });
+    return;
+  }
+  const { plugin, envelope } = scope;
+  if (envelope && live.has(envelope as Envelope) && transform?.fail(envelope, plugin, err)) return;
+  post({ type: 'log', event: 'filter-error', fields: { plugin, queueId: envelope?.queueId, error: `plugin ${plugin}: ${what}: ${errorText(err)}`, note: envelope ? 'after its message was answered: nothing to fail' : 'outside any message' } });
+}
+process.on('uncaughtException', (err) => outside(err, 'a callback it set threw'));
+process.on('unhandledRejection', (reason) => outside(reason, 'a promise it did not wait for was rejected'));
+
+/** A failure as it crosses threads; the session logs its fields with it. */
+function failure(err: unknown): { message: string; fields: Record<string, unknown> } {
+  return { message: errorText(err), fields: err instanceof FilterError ? jsonFields(err.fields) : {} };
+}
+
+async function answer(call: number, work: (signal: AbortSignal) => Promise<MessageOutcome | RecipientResult>): Promise<void> {
+  const controller = new AbortController();
+  running.set(call, controller);
+  const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
+  aborted.catch(() => undefined);
+  try {
+    // Answered at once when aborted, whatever the plugins are still doing: an answer shows the thread is alive.
+    const value = await Promise.race([work(controller.signal), aborted]);
+    // A new body goes over as it is, handed over rather than copied (transformMessage gives it memory of its own).
+    const transfer = value && 'edits' in value ? value.edits.flatMap((edit) => (edit.change === 'replaceBody' ? [edit.args[0].buffer as ArrayBuffer] : [])) : [];
+    post({ type: 'result', call, ok: true, value }, [...new Set(transfer)]);
+  } catch (err) {
+    post({ type: 'result', call, ok: false, error: failure(err) });
+  } finally {
+    running.delete(call);
+  }
+}
+
+async function blocks(message: MessageBytes): Promise<Uint8Array[]> {
+  if ('file' in message) return [message.header, await readFile(message.file)];
+  return [new Uint8Array(message.bytes, 0, message.headerLength), new Uint8Array(message.bytes, message.headerLength)];
+}
+
+async function closeThread(plugins: readonly MilterPlugin[]): Promise<void> {
+  for (const plugin of plugins) await plugin.close?.().catch((err: unknown) => post({ type: 'log', event: 'plugin-close-failed', fields: { error: errorText(err) } }));
+  post({ type: 'closed' });
+}
+
+async function start(): Promise<void> {
+  let plugins: MilterPlugin[];
+  try {
+    plugins = await buildPipeline(data.pipeline, data.baseDirectory, (event, fields) => post({ type: 'log', event, fields: jsonFields(fields) }));
+  } catch (err) {
+    post({ type: 'start-failed', error: errorText(err) });
+    return;
+  }
+  const work = pipeline(plugins, (fields) => post({ type: 'message-log', fields: jsonFields(fields) }));
+  transform = work;
+  port.on('message', (message: ToThread) => {
+    switch (message.type) {
+      case 'begin':
+        work.begin?.(envelopeOf(message.id, message.envelope));
+        return;
+      case 'recipient': {
+        const envelope = envelopeOf(message.id, message.envelope);
+        void answer(message.call, async () => {
+          const refused = await work.recipient?.(envelope, message.recipient);
+          return refused && (refused.reply === undefined ? { action: refused.action } : { action: refused.action, reply: refused.reply });
+        });
+        return;
+      }
+      case 'run': {
+        const envelope = envelopeOf(message.id, message.envelope);
+        void answer(message.call, async (signal) => transformMessage(await blocks(message.message), envelope, work, signal));
+        return;
+      }
+      case 'abort':
+        running.get(message.call)?.abort(new Error('the time for this message is up, or its MTA has gone'));
+        return;
+      case 'end': {
+        const envelope = envelopes.get(message.id);
+        if (envelope) live.delete(envelope);
+        envelopes.delete(message.id);
+        return;
+      }
+      case 'close':
+        void closeThread(plugins);
+        return;
+    }
+  });
+  post({ type: 'ready', checksRecipients: work.recipient !== undefined, begins: plugins.some((plugin) => plugin.begin !== undefined), plugins: plugins.map((plugin) => plugin.name) });
+}
+
+void start();

@@ -1,0 +1,47 @@
+import type { Envelope, MessageOutcome, RecipientResult } from '../milter/message-work.js';
+import type { PluginConfig } from './config.js';
+
+/** What a pipeline thread is started with: the plugins to build, as the config names them. */
+export interface ThreadData {
+  pipeline: PluginConfig[];
+  /** Relative paths in the config (policies, modules) are relative to it. */
+  baseDirectory: string;
+}
+
+/**
+ * A message's bytes on their way to a thread: the header block and, in the same memory (handed over,
+ * not copied), the body; or the file a large body was spilled to, which the thread reads itself.
+ */
+export type MessageBytes = { bytes: ArrayBuffer; headerLength: number } | { header: Uint8Array; file: string };
+
+/** The connection loop's requests. `id` names a message, `call` one request that is answered. */
+export type ToThread =
+  | { type: 'begin'; id: number; envelope: Envelope }
+  | { type: 'recipient'; call: number; id: number; envelope: Envelope; recipient: string }
+  | { type: 'run'; call: number; id: number; envelope: Envelope; message: MessageBytes }
+  /** The time for that call is up, or its MTA has gone: stop, and answer at once. */
+  | { type: 'abort'; call: number }
+  /** The message is over: forget it. */
+  | { type: 'end'; id: number }
+  /** Close the plugins (a notice in flight is sent first), then say so. */
+  | { type: 'close' };
+
+/** A failure as it crosses threads: its text and the facts of its log line. */
+export interface ThreadFailure {
+  message: string;
+  fields: Record<string, unknown>;
+}
+
+export type FromThread =
+  | { type: 'ready'; checksRecipients: boolean; begins: boolean; plugins: string[] }
+  | { type: 'start-failed'; error: string }
+  | { type: 'result'; call: number; ok: true; value: MessageOutcome | RecipientResult }
+  | { type: 'result'; call: number; ok: false; error: ThreadFailure }
+  /** A message's record (the pipeline's log line). */
+  | { type: 'message-log'; fields: Record<string, unknown> }
+  /** Any other log line: a plugin's own (notices), or a failure no message can meet any more. */
+  | { type: 'log'; event: string; fields: Record<string, unknown> }
+  /** An error that no plugin can be named for: the thread cannot be trusted any more. */
+  | { type: 'fatal'; error: string }
+  | { type: 'closed' };
+

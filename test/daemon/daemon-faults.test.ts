@@ -1,0 +1,123 @@
+import { readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseMessage } from '../../src/index.js';
+import { startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
+import { sendMessage, smtpDialogue } from '../support/smtp-client.js';
+import { dangerousMessage } from '../support/test-messages.js';
+
+/** What Postfix tells the client when the milter tempfails the message. */
+const TEMPFAIL = /^451 4\.7\.1 /;
+const EOM_TIMEOUT_MS = 2000;
+const GRACE_MS = 500;
+
+/** A message with an .exe whose Subject tells the fault plugin what to do, and a Message-ID to find it by. */
+const faulty = (subject: string, id: string): string => dangerousMessage(subject).replace('\r\n\r\n', `\r\nMessage-ID: <${id}@faults.test>\r\n\r\n`);
+const held = (setup: DaemonBehindPostfix): number => readdirSync(join(setup.postfix.dir, 'queue', 'hold'), { recursive: true }).filter((f) => /^[0-9A-F]{6,}$/.test(String(f).split('/').pop() ?? '')).length;
+
+describe('milterkit milter behind Postfix: whatever a plugin does wrong, its message gets the fallback and the daemon stays up', () => {
+  let setup: DaemonBehindPostfix;
+  beforeAll(async () => {
+    // The faulty plugin first, defang after it: a plugin error must never skip defang and deliver the .exe.
+    setup = await startDaemonBehindPostfix(['alice', 'rcpt-throws', 'rcpt-bogus'], () => ({
+      eomTimeoutMs: EOM_TIMEOUT_MS,
+      threadGraceMs: GRACE_MS,
+      threads: 2,
+      statsIntervalSeconds: 0,
+      pipeline: [{ plugin: 'module', path: resolve('test/support/fault-plugin.mjs') }, { plugin: 'defang' }],
+    }));
+  }, 60_000);
+  afterAll(async () => {
+    expect(await setup?.stop()).toBe(0);
+  });
+
+  const failures: [string, string, RegExp][] = [
+    ['a synchronous throw', 'throw', /^plugin faults: check failed: thrown by check$/],
+    ['a rejected promise', 'rejected', /^plugin faults: check failed: a rejected promise from check$/],
+    ['a rejection nobody awaited', 'unawaited', /^plugin faults: work it started and did not wait for failed: a rejection nobody awaits$/],
+    ['a throw in a timer', 'timer-throw', /^plugin faults: work it started and did not wait for failed: thrown in a timer$/],
+    ['a throw in an event listener', 'listener-throw', /^plugin faults: work it started and did not wait for failed: thrown in an event listener$/],
+    ['{ action: "Reject" }', 'answer Reject', /^plugin faults: bad answer: returned an unknown action "Reject"/],
+    ['the bare string "reject"', 'answer bare', /^plugin faults: bad answer: returned "reject", not \{ action, \.\.\. \}$/],
+    ['{ action: "bogus" }', 'answer bogus', /^plugin faults: bad answer: returned an unknown action "bogus"/],
+    ['undefined', 'answer nothing', /^plugin faults: bad answer: returned undefined/],
+    ['a 4xx reply on a reject', 'answer wrong-class', /^plugin faults: bad answer: action "reject" with a 4xx reply/],
+    ['a reply that is not an SMTP reply', 'answer not-a-reply', /^plugin faults: bad answer: reply "try again later" is not an SMTP reply/],
+    ['changed: "yes"', 'answer changed-yes', /^plugin faults: bad answer: changed must be true or false/],
+  ];
+  it.each(failures)('%s: 451 to the client, the .exe is not delivered, one filter-error line naming the plugin, queue ID and Message-ID', async (_, subject, error) => {
+    const id = subject.replace(/\s+/g, '-');
+    expect(await sendMessage(setup.postfix.port, faulty(subject, id))).toMatch(TEMPFAIL);
+    const line = await setup.daemon.waitFor((l) => l.event === 'filter-error' && l.messageId === `<${id}@faults.test>`);
+    expect(line).toMatchObject({ stage: 'eom', plugin: 'faults', queueId: expect.stringMatching(/^[0-9A-F]{6,}$/), fallback: 'tempfail', error: expect.stringMatching(error) });
+    expect(setup.daemon.lines.filter((l) => l.messageId === `<${id}@faults.test>`)).toHaveLength(1);
+  });
+
+  it('a quarantine without a reason is held, with the plugin named as the reason', async () => {
+    const before = held(setup);
+    expect(await sendMessage(setup.postfix.port, faulty('answer quarantine', 'quarantine'))).toMatch(/^250 /);
+    expect(await setup.daemon.waitFor((l) => l.event === 'message' && l.messageId === '<quarantine@faults.test>')).toMatchObject({ verdict: 'quarantine' });
+    for (let i = 0; i < 100 && held(setup) === before; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(held(setup)).toBe(before + 1);
+    expect(setup.postfix.log()).toMatch(/hold: header Received: .*held by plugin faults|milter triggers HOLD action: held by plugin faults/);
+  });
+
+  it('a failed begin (thrown or rejected) fails its message at the end; a failed recipient check tempfails that recipient only', async () => {
+    for (const sender of ['begin-throws@example.com', 'begin-rejects@example.com']) {
+      expect(await sendMessage(setup.postfix.port, faulty('fine', sender.split('@')[0] as string), { from: sender })).toMatch(TEMPFAIL);
+    }
+    const begins = setup.daemon.lines.filter((l) => l.event === 'filter-error' && /begin/.test(String(l.error)));
+    expect(begins.map((l) => l.error)).toEqual(['plugin faults: begin failed: begin threw', 'plugin faults: begin failed: begin rejected']);
+    const replies = await smtpDialogue(setup.postfix.port, ['EHLO client.test', 'MAIL FROM:<a@example.com>', 'RCPT TO:<rcpt-throws@lab.test>', 'RCPT TO:<rcpt-bogus@lab.test>', 'RCPT TO:<alice@lab.test>', 'QUIT']);
+    expect(replies.slice(3, 6)).toEqual([expect.stringMatching(/^451 4\.7\.1 /), expect.stringMatching(/^451 4\.7\.1 /), expect.stringMatching(/^250 /)]);
+    expect(setup.daemon.lines.filter((l) => l.event === 'filter-error' && l.stage === 'envRcpt').map((l) => [l.plugin, l.recipient, l.error])).toEqual([
+      ['faults', '<rcpt-throws@lab.test>', 'plugin faults: recipient check failed: the recipient check threw'],
+      ['faults', '<rcpt-bogus@lab.test>', expect.stringMatching(/^plugin faults: recipient check failed: returned an unknown action "deny"/)],
+    ]);
+  });
+
+  it('a throw after its message was answered is logged, and nothing else happens', async () => {
+    expect(await sendMessage(setup.postfix.port, faulty('late-throw', 'late'))).toMatch(/^250 /);
+    expect(await setup.daemon.waitFor((l) => l.event === 'filter-error' && /long after/.test(String(l.error)))).toMatchObject({ plugin: 'faults', note: 'after its message was answered: nothing to fail' });
+  });
+
+  it('a CPU-bound plugin (3 s, never yielding) stalls no other connection; past eomTimeoutMs its thread is replaced and the message tempfailed', async () => {
+    // Two messages at once: the busy one must not hold up the other (another thread takes it).
+    const started = Date.now();
+    const busy = sendMessage(setup.postfix.port, faulty('busy 1500', 'busy-short'));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await sendMessage(setup.postfix.port, faulty('fine', 'beside-busy'))).toMatch(/^250 /);
+    expect(Date.now() - started).toBeLessThan(1400);
+    expect(await busy).toMatch(/^250 /);
+
+    // Longer than eomTimeoutMs: the MTA has the fallback at the limit, not when the plugin is done.
+    const overrun = Date.now();
+    expect(await sendMessage(setup.postfix.port, faulty('busy 3000', 'busy-long'))).toMatch(TEMPFAIL);
+    expect(Date.now() - overrun).toBeLessThan(EOM_TIMEOUT_MS + 900);
+    const restart = await setup.daemon.waitFor((l) => l.event === 'thread-restart', 5000);
+    expect(restart.reason).toMatch(new RegExp(`did not answer within ${GRACE_MS} ms \\(threadGraceMs\\)`));
+    // No verdict for it is logged afterwards: the thread was stopped before it could finish.
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(setup.daemon.lines.some((l) => l.event === 'message' && l.messageId === '<busy-long@faults.test>')).toBe(false);
+    expect(await sendMessage(setup.postfix.port, faulty('fine', 'after-busy'))).toMatch(/^250 /);
+  }, 30_000);
+
+  it('a plugin that loops for ever, hangs, or ends its thread: the fallback, and the daemon serves the next message', async () => {
+    for (const subject of ['loop', 'hang', 'exit']) {
+      const restarts = setup.daemon.lines.filter((l) => l.event === 'thread-restart').length;
+      expect(await sendMessage(setup.postfix.port, faulty(subject, subject))).toMatch(TEMPFAIL);
+      // A hung promise leaves its thread answering (the abort is heard); the other two cost the thread.
+      if (subject !== 'hang') await setup.daemon.waitFor((l) => l.event === 'thread-restart' && setup.daemon.lines.filter((x) => x.event === 'thread-restart').length > restarts, 5000);
+      expect(await sendMessage(setup.postfix.port, faulty('fine', `after-${subject}`))).toMatch(/^250 /);
+    }
+    expect(setup.daemon.lines.filter((l) => l.event === 'thread-restart').at(-1)?.reason).toBe('exited with code 3');
+  }, 30_000);
+
+  it('delivered only the messages whose plugins did their work, each .exe replaced by defang', async () => {
+    const delivered = (await setup.postfix.delivered('alice')).map((m) => parseMessage(m));
+    const ids = delivered.map((m) => m.headers.get('message-id'));
+    expect(ids.sort()).toEqual(['<after-busy@faults.test>', '<after-exit@faults.test>', '<after-hang@faults.test>', '<after-loop@faults.test>', '<beside-busy@faults.test>', '<busy-short@faults.test>', '<late@faults.test>'].sort());
+    for (const message of delivered) expect([...message.walk()].map((p) => p.filename).filter(Boolean)).toEqual(['WARNING.txt']);
+    expect(setup.daemon.process.exitCode).toBe(null);
+  });
+});

@@ -1,0 +1,140 @@
+import { describe, expect, it } from 'vitest';
+import { startMilterServer, type MilterServerOptions } from '../../src/index.js';
+import { Command } from '../../src/milter/protocol.js';
+import { POSTFIX_OFFER, rawPeer, type RawMilterPeer } from '../support/milter-client.js';
+
+const until = async (condition: () => boolean, timeoutMs = 3000): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+};
+
+/** A server on a loopback port with a filter that takes whole messages, its log lines, and peers to it. */
+async function serve(options: Partial<MilterServerOptions> = {}) {
+  const log: Record<string, unknown>[] = [];
+  const server = await startMilterServer({ listen: 'inet:0@127.0.0.1', log: (event, fields) => log.push({ event, ...fields }), filter: () => ({ envFrom: () => 'continue', eom: () => 'continue' }), ...options });
+  const { port } = server.address as { port: number };
+  const peers: RawMilterPeer[] = [];
+  return {
+    server,
+    log,
+    async peer(): Promise<RawMilterPeer> {
+      const peer = await rawPeer({ port });
+      peers.push(peer);
+      return peer;
+    },
+    /** A peer that has negotiated; with `busy`, one in the middle of a message (MAIL FROM sent). */
+    async negotiated(busy = false): Promise<RawMilterPeer> {
+      const peer = await this.peer();
+      peer.socket.write(POSTFIX_OFFER);
+      if (busy) peer.send(Command.MAIL, '<a@example.com>\0');
+      await peer.replied(busy ? 2 : 1);
+      return peer;
+    },
+    async close(): Promise<void> {
+      for (const peer of peers) peer.socket.destroy();
+      await server.close();
+    },
+  };
+}
+
+describe('milter server: graceful shutdown', () => {
+  it('lets a message in progress finish, then ends its connection; ends idle connections at once', async () => {
+    const s = await serve();
+    const idle = await s.negotiated();
+    const busy = await s.negotiated(true);
+    let idleEnded = false;
+    let busyEnded = false;
+    idle.socket.on('end', () => (idleEnded = true));
+    busy.socket.on('end', () => (busyEnded = true));
+
+    const closed = s.server.close();
+    await until(() => idleEnded);
+    expect(idleEnded).toBe(true);
+    expect(busyEnded).toBe(false);
+    // The message goes on to its end, answered, and only then is the connection ended.
+    busy.send(Command.BODYEOB);
+    await until(() => busyEnded);
+    expect(busy.replies).toEqual(['O', 'c', 'c']);
+    expect(busyEnded).toBe(true);
+    await closed;
+    await s.close();
+  });
+});
+
+describe('milter server: a peer cannot hold a connection by saying nothing useful', () => {
+  it('closes a connection silent past idleTimeoutMs, and says which limit closed it', async () => {
+    const s = await serve({ idleTimeoutMs: 300 });
+    const opened = Date.now();
+    const silent = await s.negotiated();
+    const after = (await silent.closed) - opened;
+    expect(after).toBeGreaterThanOrEqual(280);
+    expect(after).toBeLessThan(3000);
+    expect(s.log).toContainEqual(expect.objectContaining({ event: 'connection-closed', limit: 'idleTimeoutMs' }));
+    await s.close();
+  });
+
+  it('closes a connection that does not negotiate within negotiationTimeoutMs; one that did stays', async () => {
+    const s = await serve({ negotiationTimeoutMs: 200 });
+    const opened = Date.now();
+    const mute = await s.peer();
+    const polite = await s.negotiated();
+    const after = (await mute.closed) - opened;
+    expect(after).toBeGreaterThanOrEqual(180);
+    expect(after).toBeLessThan(2000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(polite.socket.destroyed).toBe(false);
+    expect(s.log.filter((l) => l.event === 'connection-closed')).toEqual([expect.objectContaining({ limit: 'negotiationTimeoutMs', reason: 'no negotiation within 200 ms' })]);
+    await s.close();
+  });
+
+  it('closes a connection whose packet began and did not finish within frameTimeoutMs; a packet finished in time is fine', async () => {
+    const s = await serve({ frameTimeoutMs: 300 });
+    const half = await s.negotiated();
+    const slow = await s.negotiated();
+    // A HELO packet announced as 20 bytes, of which 8 come now.
+    const helo = Buffer.concat([Buffer.from([0, 0, 0, 20, Command.HELO]), Buffer.from('mx.example.test\0\0\0\0', 'latin1')]);
+    const sent = Date.now();
+    half.socket.write(helo.subarray(0, 8));
+    slow.socket.write(helo.subarray(0, 8));
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    slow.socket.write(helo.subarray(8));
+    const after = (await half.closed) - sent;
+    expect(after).toBeGreaterThanOrEqual(280);
+    expect(after).toBeLessThan(2000);
+    expect(slow.socket.destroyed).toBe(false);
+    expect(s.log).toContainEqual(expect.objectContaining({ event: 'connection-closed', limit: 'frameTimeoutMs', reason: 'a packet begun 300 ms ago is still incomplete (8 bytes)' }));
+    await s.close();
+  });
+
+  it('when the table is full, closes the connection idle longest to admit a new one; only when none is idle is the new one refused', async () => {
+    const s = await serve({ maxConnections: 3 });
+    const older = await s.negotiated();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const newer = await s.negotiated();
+    const busy = await s.negotiated(true);
+    // Full: the idle one heard from least recently makes room, the busy one and the newer idle one stay.
+    const first = await s.negotiated();
+    await older.closed;
+    expect([newer.socket.destroyed, busy.socket.destroyed, first.socket.destroyed]).toEqual([false, false, false]);
+    expect(s.log).toContainEqual(expect.objectContaining({ event: 'connection-closed', limit: 'maxConnections', reason: 'idle, to make room for a new connection' }));
+    // Every connection in a message: the next one is refused, and none of them is touched.
+    newer.send(Command.MAIL, '<b@example.com>\0');
+    first.send(Command.MAIL, '<c@example.com>\0');
+    await Promise.all([newer.replied(2), first.replied(2)]);
+    const refused = await s.peer();
+    await refused.closed;
+    expect([newer.socket.destroyed, busy.socket.destroyed, first.socket.destroyed]).toEqual([false, false, false]);
+    expect(s.log).toContainEqual(expect.objectContaining({ event: 'connection-refused', reason: '3 connections already, none idle (maxConnections)' }));
+    // The messages in progress finish as usual.
+    for (const peer of [newer, busy, first]) peer.send(Command.BODYEOB);
+    await Promise.all([newer, busy, first].map((peer) => peer.replied(3)));
+    expect([newer, busy, first].map((peer) => peer.replies.join(''))).toEqual(['Occ', 'Occ', 'Occ']);
+    await s.close();
+  });
+
+  it('refuses limits that cannot mean what they say', async () => {
+    await expect(startMilterServer({ listen: 'inet:0@127.0.0.1', filter: () => ({}), maxConnections: 0 })).rejects.toThrow(/maxConnections must be a positive integer/);
+    await expect(startMilterServer({ listen: 'inet:0@127.0.0.1', filter: () => ({}), frameTimeoutMs: 2 ** 31 })).rejects.toThrow(/frameTimeoutMs must be an integer from 0/);
+    await expect(startMilterServer({ listen: 'inet:0@127.0.0.1', filter: () => ({}), eomTimeoutMs: 0 })).rejects.toThrow(/eomTimeoutMs must be an integer from 1/);
+  });
+});

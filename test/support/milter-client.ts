@@ -1,0 +1,55 @@
+import { connect, type Socket } from 'node:net';
+import { encodeFrame, FrameReader, type Frame } from '../../src/milter/codec.js';
+import { Command } from '../../src/milter/protocol.js';
+
+const u32 = (n: number): Buffer => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n);
+  return b;
+};
+
+/** What Postfix 3 offers at negotiation: version 6, every action, every protocol bit. */
+export const POSTFIX_OFFER = encodeFrame(Command.OPTNEG, Buffer.concat([u32(6), u32(0x1ff), u32(0x1fffff)]));
+
+/** A raw MTA side on a real socket, for tests of what a milter server does with what a peer sends. */
+export interface RawMilterPeer {
+  socket: Socket;
+  /** The milter's replies so far, as command letters. */
+  replies: string[];
+  frames: Frame[];
+  /** Resolves with the time the connection closed (from either side). */
+  closed: Promise<number>;
+  send(command: number, data?: Buffer | string): void;
+  /** Waits until `count` replies came, or the time is up (resolves either way; the caller asserts). */
+  replied(count: number, timeoutMs?: number): Promise<void>;
+}
+
+export async function rawPeer(target: { port: number } | { path: string }): Promise<RawMilterPeer> {
+  const socket = 'path' in target ? connect(target.path) : connect({ port: target.port, host: '127.0.0.1' });
+  const reader = new FrameReader(1 << 30);
+  const frames: Frame[] = [];
+  const replies: string[] = [];
+  socket.on('data', (d: Buffer) => {
+    for (const f of reader.push(d)) {
+      frames.push(f);
+      replies.push(String.fromCharCode(f.command));
+    }
+  });
+  socket.on('error', () => {});
+  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  return {
+    socket,
+    replies,
+    frames,
+    closed,
+    send: (command, data = Buffer.alloc(0)) => void socket.write(encodeFrame(command, typeof data === 'string' ? Buffer.from(data, 'latin1') : data)),
+    async replied(count, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (replies.length < count && Date.now() < deadline && !socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 10));
+    },
+  };
+}
