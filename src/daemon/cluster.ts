@@ -42,6 +42,12 @@ async function clusterStats(): Promise<StatsSnapshot> {
   return sumSnapshots((await Promise.all(replies)).filter((s): s is StatsSnapshot => s !== undefined));
 }
 
+/** Builds a configuration's plugins once, in a thread of its own, to know they load before any worker needs them. */
+async function checkPlugins(loaded: LoadedConfig, log: DaemonLog): Promise<void> {
+  const check = await PipelineThreads.start({ threads: 1, graceMs: loaded.config.threadGraceMs, data: { pipeline: loaded.config.pipeline, baseDirectory: loaded.baseDirectory }, log, messageLog: () => {} });
+  await check.retire();
+}
+
 /**
  * The primary of `--workers N`: it owns the unix socket's path, forks N workers that share the listening
  * socket (node:cluster hands them connections), replaces workers that die, serves the health endpoint
@@ -63,8 +69,14 @@ export async function runClusterPrimary(args: DaemonArguments, first: LoadedConf
     log('signal', { signal: 'SIGHUP' });
     reloading = reloading.then(() => reload());
   });
-  // The health endpoint first: if its address is taken, stop here, before any worker exists.
+  // Plugins that do not build, or a health address in use, stop it here, before any worker exists.
   let health: Awaited<ReturnType<typeof startHealthEndpoint>> | undefined;
+  try {
+    await checkPlugins(current, log);
+  } catch (err) {
+    process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
   try {
     health = current.config.health ? await startHealthEndpoint(current.config.health, clusterStats) : undefined;
   } catch (err) {
@@ -99,8 +111,7 @@ export async function runClusterPrimary(args: DaemonArguments, first: LoadedConf
     let loaded: LoadedConfig;
     try {
       loaded = await loadConfig(args);
-      const check = await PipelineThreads.start({ threads: 1, graceMs: loaded.config.threadGraceMs, data: { pipeline: loaded.config.pipeline, baseDirectory: loaded.baseDirectory }, log, messageLog: () => {} });
-      await check.retire();
+      await checkPlugins(loaded, log);
     } catch (err) {
       log('reload-failed', { why: 'SIGHUP', error: err instanceof Error ? err.message : String(err), kept: 'the configuration in force' });
       return;

@@ -83,6 +83,8 @@ const errorText = (err: unknown): string => (err instanceof Error ? `${err.name 
 
 /** A message's state between its first recipient and its end, for failures that come from outside. */
 interface Trouble {
+  /** The facts of its log lines, once its end has begun (the Message-ID is known then). */
+  facts?: Record<string, unknown>;
   /** A failure recorded before the end (a begin that failed, a callback that threw). */
   failure?: FilterError;
   /** While the end runs: fails it at once. */
@@ -127,6 +129,7 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
     const trouble = troubleOf(envelope);
     const messageId = message.headers.get('message-id')?.trim();
     const facts = { queueId: envelope.queueId, messageId };
+    trouble.facts = facts;
     try {
       if (trouble.failure) throw trouble.failure;
       const fields: Record<string, unknown> = {};
@@ -159,7 +162,7 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
       signal.throwIfAborted();
       const { quarantine, changed } = state;
       const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
-      log({ ...messageFacts(envelope, messageId), verdict, ...fields });
+      log({ ...messageFacts(envelope, messageId), verdict, ...(verdict === 'quarantine' ? { quarantine } : {}), ...fields });
       if (final) return final;
       return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
     } finally {
@@ -168,9 +171,9 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
   }) as Pipeline;
 
   transform.fail = (envelope, plugin, error) => {
-    const trouble = troubles.get(envelope) ?? troubleOf(envelope);
+    const trouble = troubleOf(envelope);
     if (trouble.over) return false;
-    const err = failure(plugin, 'work it started and did not wait for failed', error, { queueId: envelope.queueId });
+    const err = failure(plugin, 'work it started and did not wait for failed', error, trouble.facts ?? { queueId: envelope.queueId });
     if (trouble.interrupt) trouble.interrupt(err);
     else trouble.failure ??= err;
     return true;

@@ -19,15 +19,15 @@ function describe(value: unknown): string {
 
 function checkReply(result: Shape): void {
   if (result.reply === undefined) return;
-  if (typeof result.reply !== 'string') throw new TypeError(`reply must be a string, got ${describe(result.reply)}`);
+  if (typeof result.reply !== 'string') throw new Error(`reply must be a string, got ${describe(result.reply)}`);
   const reply = REPLY.exec(result.reply);
-  if (!reply) throw new TypeError(`reply ${describe(result.reply)} is not an SMTP reply ("550 5.7.1 text", "450 4.7.1 text")`);
+  if (!reply) throw new Error(`reply ${describe(result.reply)} is not an SMTP reply ("550 5.7.1 text", "450 4.7.1 text")`);
   const expected = result.action === 'reject' ? '5' : '4';
-  if (reply[1] !== expected) throw new TypeError(`action "${String(result.action)}" with a ${reply[1]}xx reply ${describe(result.reply)}: a reject takes 5xx, a tempfail 4xx`);
+  if (reply[1] !== expected) throw new Error(`action "${String(result.action)}" with a ${reply[1]}xx reply ${describe(result.reply)}: a reject takes 5xx, a tempfail 4xx`);
 }
 
 function checkLog(result: Shape): void {
-  if (result.log !== undefined && (typeof result.log !== 'object' || result.log === null || Array.isArray(result.log))) throw new TypeError(`log must be an object of fields, got ${describe(result.log)}`);
+  if (result.log !== undefined && (typeof result.log !== 'object' || result.log === null || Array.isArray(result.log))) throw new Error(`log must be an object of fields, got ${describe(result.log)}`);
 }
 
 /**
@@ -37,15 +37,15 @@ function checkLog(result: Shape): void {
  * A quarantine without a reason is held, with the plugin's name as the reason.
  */
 export function checkPluginResult(value: unknown, plugin: string): PluginResult {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError(`returned ${describe(value)}, not { action, ... }`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`returned ${describe(value)}, not { action, ... }`);
   const result = value as Shape;
-  if (typeof result.action !== 'string' || !ACTIONS.has(result.action)) throw new TypeError(`returned an unknown action ${describe(result.action)} (accept, quarantine, reject, tempfail or discard)`);
-  if (result.changed !== undefined && typeof result.changed !== 'boolean') throw new TypeError(`changed must be true or false, got ${describe(result.changed)}`);
+  if (typeof result.action !== 'string' || !ACTIONS.has(result.action)) throw new Error(`returned an unknown action ${describe(result.action)} (accept, quarantine, reject, tempfail or discard)`);
+  if (result.changed !== undefined && typeof result.changed !== 'boolean') throw new Error(`changed must be true or false, got ${describe(result.changed)}`);
   checkLog(result);
   if (result.action === 'reject' || result.action === 'tempfail') checkReply(result);
   if (result.action === 'quarantine') {
     if (result.reason === undefined) return { ...(result as PluginResult), action: 'quarantine', reason: `held by plugin ${plugin}` };
-    if (typeof result.reason !== 'string' || result.reason.trim() === '') throw new TypeError(`a quarantine's reason must be a non-empty string, got ${describe(result.reason)}`);
+    if (typeof result.reason !== 'string' || result.reason.trim() === '') throw new Error(`a quarantine's reason must be a non-empty string, got ${describe(result.reason)}`);
   }
   return result as PluginResult;
 }
@@ -53,10 +53,10 @@ export function checkPluginResult(value: unknown, plugin: string): PluginResult 
 /** A plugin's answer about one recipient: undefined (or an accept) lets it through; a refusal is checked as above. */
 export function checkRecipientResult(value: unknown): PluginRecipientResult {
   if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`returned ${describe(value)}, not undefined or { action: 'reject' | 'tempfail', ... }`);
+  if (typeof value !== 'object' || Array.isArray(value)) throw new Error(`returned ${describe(value)}, not undefined or { action: 'reject' | 'tempfail', ... }`);
   const result = value as Shape;
   if (result.action === 'accept') return undefined;
-  if (result.action !== 'reject' && result.action !== 'tempfail') throw new TypeError(`returned an unknown action ${describe(result.action)} for a recipient (reject or tempfail, or undefined to let it through)`);
+  if (result.action !== 'reject' && result.action !== 'tempfail') throw new Error(`returned an unknown action ${describe(result.action)} for a recipient (reject or tempfail, or undefined to let it through)`);
   checkLog(result);
   checkReply(result);
   return result as PluginRecipientResult;

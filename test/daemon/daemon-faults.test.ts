@@ -56,10 +56,10 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
   it('a quarantine without a reason is held, with the plugin named as the reason', async () => {
     const before = held(setup);
     expect(await sendMessage(setup.postfix.port, faulty('answer quarantine', 'quarantine'))).toMatch(/^250 /);
-    expect(await setup.daemon.waitFor((l) => l.event === 'message' && l.messageId === '<quarantine@faults.test>')).toMatchObject({ verdict: 'quarantine' });
+    expect(await setup.daemon.waitFor((l) => l.event === 'message' && l.messageId === '<quarantine@faults.test>')).toMatchObject({ verdict: 'quarantine', quarantine: 'held by plugin faults' });
     for (let i = 0; i < 100 && held(setup) === before; i++) await new Promise((r) => setTimeout(r, 50));
     expect(held(setup)).toBe(before + 1);
-    expect(setup.postfix.log()).toMatch(/hold: header Received: .*held by plugin faults|milter triggers HOLD action: held by plugin faults/);
+    expect(setup.postfix.log()).toMatch(/milter-hold: END-OF-MESSAGE .*milter triggers HOLD action/);
   });
 
   it('a failed begin (thrown or rejected) fails its message at the end; a failed recipient check tempfails that recipient only', async () => {
@@ -72,7 +72,7 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
     expect(replies.slice(3, 6)).toEqual([expect.stringMatching(/^451 4\.7\.1 /), expect.stringMatching(/^451 4\.7\.1 /), expect.stringMatching(/^250 /)]);
     expect(setup.daemon.lines.filter((l) => l.event === 'filter-error' && l.stage === 'envRcpt').map((l) => [l.plugin, l.recipient, l.error])).toEqual([
       ['faults', '<rcpt-throws@lab.test>', 'plugin faults: recipient check failed: the recipient check threw'],
-      ['faults', '<rcpt-bogus@lab.test>', expect.stringMatching(/^plugin faults: recipient check failed: returned an unknown action "deny"/)],
+      ['faults', '<rcpt-bogus@lab.test>', expect.stringMatching(/^plugin faults: recipient check failed: returned an unknown action "deny" for a recipient/)],
     ]);
   });
 
@@ -81,25 +81,25 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
     expect(await setup.daemon.waitFor((l) => l.event === 'filter-error' && /long after/.test(String(l.error)))).toMatchObject({ plugin: 'faults', note: 'after its message was answered: nothing to fail' });
   });
 
-  it('a CPU-bound plugin (3 s, never yielding) stalls no other connection; past eomTimeoutMs its thread is replaced and the message tempfailed', async () => {
-    // Two messages at once: the busy one must not hold up the other (another thread takes it).
+  it('a CPU-bound plugin (3 s, never yielding) stalls no other connection; at eomTimeoutMs its message is tempfailed and its thread replaced', async () => {
+    // The busy one and another at once: the other must not wait for it (another thread takes it).
     const started = Date.now();
-    const busy = sendMessage(setup.postfix.port, faulty('busy 1500', 'busy-short'));
+    const busy = sendMessage(setup.postfix.port, faulty('busy 3000', 'busy-long')).then((reply) => [reply, Date.now() - started] as const);
     await new Promise((r) => setTimeout(r, 200));
     expect(await sendMessage(setup.postfix.port, faulty('fine', 'beside-busy'))).toMatch(/^250 /);
-    expect(Date.now() - started).toBeLessThan(1400);
-    expect(await busy).toMatch(/^250 /);
-
-    // Longer than eomTimeoutMs: the MTA has the fallback at the limit, not when the plugin is done.
-    const overrun = Date.now();
-    expect(await sendMessage(setup.postfix.port, faulty('busy 3000', 'busy-long'))).toMatch(TEMPFAIL);
-    expect(Date.now() - overrun).toBeLessThan(EOM_TIMEOUT_MS + 900);
+    expect(Date.now() - started).toBeLessThan(1200);
+    // The MTA has the fallback at the limit, not when the plugin is done; the thread is stopped after the grace.
+    const [reply, after] = await busy;
+    expect(reply).toMatch(TEMPFAIL);
+    expect(after).toBeGreaterThanOrEqual(EOM_TIMEOUT_MS);
+    expect(after).toBeLessThan(EOM_TIMEOUT_MS + 900);
     const restart = await setup.daemon.waitFor((l) => l.event === 'thread-restart', 5000);
-    expect(restart.reason).toMatch(new RegExp(`did not answer within ${GRACE_MS} ms \\(threadGraceMs\\)`));
-    // No verdict for it is logged afterwards: the thread was stopped before it could finish.
+    expect(restart.reason).toMatch(new RegExp(`did not answer within ${GRACE_MS} ms \\(threadGraceMs\\) after the time of message [0-9A-F]+ was up: a plugin blocks it`));
+    // No verdict for it afterwards: its thread was stopped before the plugin was done.
     await new Promise((r) => setTimeout(r, 1500));
     expect(setup.daemon.lines.some((l) => l.event === 'message' && l.messageId === '<busy-long@faults.test>')).toBe(false);
-    expect(await sendMessage(setup.postfix.port, faulty('fine', 'after-busy'))).toMatch(/^250 /);
+    // Heavy work within the time is only slow: that message is delivered.
+    expect(await sendMessage(setup.postfix.port, faulty('busy 1500', 'busy-short'))).toMatch(/^250 /);
   }, 30_000);
 
   it('a plugin that loops for ever, hangs, or ends its thread: the fallback, and the daemon serves the next message', async () => {
@@ -116,7 +116,7 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
   it('delivered only the messages whose plugins did their work, each .exe replaced by defang', async () => {
     const delivered = (await setup.postfix.delivered('alice')).map((m) => parseMessage(m));
     const ids = delivered.map((m) => m.headers.get('message-id'));
-    expect(ids.sort()).toEqual(['<after-busy@faults.test>', '<after-exit@faults.test>', '<after-hang@faults.test>', '<after-loop@faults.test>', '<beside-busy@faults.test>', '<busy-short@faults.test>', '<late@faults.test>'].sort());
+    expect(ids.sort()).toEqual(['<after-exit@faults.test>', '<after-hang@faults.test>', '<after-loop@faults.test>', '<beside-busy@faults.test>', '<busy-short@faults.test>', '<late@faults.test>'].sort());
     for (const message of delivered) expect([...message.walk()].map((p) => p.filename).filter(Boolean)).toEqual(['WARNING.txt']);
     expect(setup.daemon.process.exitCode).toBe(null);
   });

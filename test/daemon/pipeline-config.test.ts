@@ -48,6 +48,36 @@ describe('pipeline', () => {
   });
 });
 
+describe('pipeline: plugin answers are checked at run time (plugins are plain JavaScript)', () => {
+  const answering = (answer: unknown): MilterPlugin => ({ name: 'odd', check: () => answer as never });
+  it.each([
+    [{ action: 'Reject' }, 'returned an unknown action "Reject" (accept, quarantine, reject, tempfail or discard)'],
+    ['reject', 'returned "reject", not { action, ... }'],
+    [null, 'returned null, not { action, ... }'],
+    [{ action: 'reject', reply: '250 ok' }, 'reply "250 ok" is not an SMTP reply ("550 5.7.1 text", "450 4.7.1 text")'],
+    [{ action: 'tempfail', reply: '550 5.7.1 no' }, 'action "tempfail" with a 5xx reply "550 5.7.1 no": a reject takes 5xx, a tempfail 4xx'],
+    [{ action: 'accept', log: 'defang' }, 'log must be an object of fields, got "defang"'],
+    [{ action: 'quarantine', reason: 42 }, "a quarantine's reason must be a non-empty string, got 42"],
+  ])('%j is an error of the plugin: the fallback, never an accept', async (answer, error) => {
+    const result = await runMilter(messageFilter(pipeline([answering(answer), step('after', { action: 'accept' }, [])], () => {})), input);
+    expect(result.verdict).toBe('tempfail');
+    expect(result.log).toEqual([expect.objectContaining({ event: 'filter-error', plugin: 'odd', error: `plugin odd: bad answer: ${error}` })]);
+  });
+
+  it('a quarantine without a reason is held, with the plugin named; a good answer is taken as it is', async () => {
+    expect((await runMilter(messageFilter(pipeline([answering({ action: 'quarantine' })], () => {})), input)).quarantine).toBe('held by plugin odd');
+    const refused = await runMilter(messageFilter(pipeline([answering({ action: 'reject', reply: '554-5.7.1 first\r\n554 5.7.1 second' })], () => {})), input);
+    expect(refused).toMatchObject({ verdict: 'reject', reply: '554-5.7.1 first\r\n554 5.7.1 second' });
+  });
+
+  it('a recipient check of the wrong shape tempfails that recipient, never lets it through', async () => {
+    const odd: MilterPlugin = { name: 'odd', check: () => ({ action: 'accept' }), recipient: () => ({ action: 'refuse' }) as never };
+    const result = await runMilter(messageFilter(pipeline([odd], () => {})), { ...input, recipients: ['b@example.org'] });
+    expect(result).toMatchObject({ verdict: 'reject', stage: 'envRcpt', recipients: [] });
+    expect(result.log).toEqual([expect.objectContaining({ event: 'filter-error', stage: 'envRcpt', plugin: 'odd', recipient: '<b@example.org>' })]);
+  });
+});
+
 describe('start-up failures', () => {
   /** Runs `milterkit milter` with `args(port)` while a loopback port is taken; returns how it ended. */
   async function withPortTaken(args: (port: number) => string[]): Promise<SpawnSyncReturns<string>> {
@@ -117,7 +147,7 @@ describe('config', () => {
       const run = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--config', join(dir, 'milterkit.json')], { encoding: 'utf8', timeout: 10_000 });
       expect(run.status).toBe(2);
       expect(run.stderr).toContain('not-a-plugin.mjs: the factory must return');
-      // With workers, the primary checks the plugins before forking any.
+      // With workers, the primary builds the plugins once (in a thread) before forking any.
       const clustered = spawnSync(process.execPath, ['dist/cli/main.js', 'milter', '--workers', '2', '--config', join(dir, 'milterkit.json')], { encoding: 'utf8', timeout: 10_000 });
       expect(clustered.status).toBe(2);
       expect(clustered.stderr).toContain('not-a-plugin.mjs: the factory must return');

@@ -12,6 +12,8 @@ export interface Daemon {
   waitFor(predicate: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** SIGTERM, then the exit code. */
   stop(): Promise<number | null>;
+  /** The exit code, once it has exited (of itself, or by a signal the test sent). */
+  readonly exited: Promise<number | null>;
   readonly process: ChildProcess;
 }
 
@@ -68,6 +70,7 @@ export async function startDaemon(args: string[], options: DaemonLaunch = {}): P
     lines,
     waitFor,
     process: child,
+    exited,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
@@ -80,6 +83,8 @@ export interface DaemonBehindPostfix {
   postfix: PostfixInstance;
   /** The daemon's unix socket. */
   socket: string;
+  /** The config file it was started with (rewrite it, then SIGHUP, to reload). */
+  configFile: string;
   /** Stops Postfix, then the daemon (resolving with its exit code), and removes the files. */
   stop(): Promise<number | null>;
 }
@@ -109,6 +114,7 @@ export async function startDaemonBehindPostfix(
     daemon,
     postfix,
     socket,
+    configFile: file,
     async stop() {
       await postfix.stop();
       const code = await daemon.stop();

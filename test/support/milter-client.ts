@@ -53,3 +53,24 @@ export async function rawPeer(target: { port: number } | { path: string }): Prom
     },
   };
 }
+
+/**
+ * A whole message over a raw connection, as an MTA sends it to a milter that takes every stage without
+ * answering (the daemon's adapter): resolves with the reply letters once the end-of-message verdict came.
+ */
+export async function sendOverMilter(target: { port: number } | { path: string }, subject: string): Promise<string[]> {
+  const peer = await rawPeer(target);
+  try {
+    peer.socket.write(POSTFIX_OFFER);
+    peer.send(Command.MAIL, '<a@example.com>\0');
+    peer.send(Command.RCPT, '<b@example.org>\0');
+    peer.send(Command.HEADER, `Subject\0 ${subject}\0`);
+    peer.send(Command.BODY, 'Hello.\r\n');
+    peer.send(Command.BODYEOB);
+    const deadline = Date.now() + 10_000;
+    while (!peer.replies.slice(1).some((r) => 'acdrty'.includes(r)) && Date.now() < deadline && !peer.socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 10));
+    return peer.replies;
+  } finally {
+    peer.socket.destroy();
+  }
+}

@@ -1,0 +1,191 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseMessage } from '../../src/index.js';
+import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
+import { startDaemon, startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
+import { sendOverMilter } from '../support/milter-client.js';
+import { sendMessage } from '../support/smtp-client.js';
+import { dangerousMessage } from '../support/test-messages.js';
+
+/**
+ * A plugin module that says which version of itself ran (a reload must load the module anew), and
+ * takes its time when asked ("slow" in the Subject), so that a message can be in flight across a reload.
+ */
+const tagger = (version: number): string => `
+export default function tagger() {
+  return {
+    name: 'tagger',
+    async check(message) {
+      if ((message.headers.get('subject') ?? '').includes('slow')) await new Promise((resolve) => setTimeout(resolve, 1500));
+      message.headers.add('X-Tagger-Version', '${version}');
+      return { action: 'accept', changed: true, log: { tagger: ${version} } };
+    },
+  };
+}
+`;
+
+const withId = (message: string, id: string): string => message.replace('\r\n\r\n', `\r\nMessage-ID: <${id}@signals.test>\r\n\r\n`);
+const plain = (subject: string, id: string): string => withId(`From: a@example.com\r\nTo: alice@lab.test\r\nSubject: ${subject}\r\n\r\nHello.\r\n`, id);
+
+describe('milterkit milter: SIGHUP reloads the configuration, the policy and the plugin modules', () => {
+  let setup: DaemonBehindPostfix;
+  let dir: string;
+  const pipelineOf = () => [{ plugin: 'module', path: join(dir, 'tagger.mjs') }, { plugin: 'defang', policy: join(dir, 'policy.json') }];
+  let good: string;
+  /** The config file as it was at start, with some keys changed. */
+  const rewrite = (config: Record<string, unknown>): void => writeFileSync(setup.configFile, JSON.stringify({ ...(JSON.parse(good) as Record<string, unknown>), ...config }));
+  const hup = async (): Promise<Record<string, unknown>> => {
+    const seen = setup.daemon.lines.length;
+    setup.daemon.process.kill('SIGHUP');
+    return setup.daemon.waitFor((l) => (l.event === 'reloaded' || l.event === 'reload-failed') && setup.daemon.lines.indexOf(l) >= seen, 15_000);
+  };
+  const delivered = async (id: string): Promise<ReturnType<typeof parseMessage>> => {
+    for (let i = 0; i < 200; i++) {
+      const found = (await setup.postfix.delivered('alice')).map((m) => parseMessage(m)).find((m) => m.headers.get('message-id') === `<${id}@signals.test>`);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`${id} was not delivered`);
+  };
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'milterkit-reload-'));
+    writeFileSync(join(dir, 'tagger.mjs'), tagger(1));
+    writeFileSync(join(dir, 'policy.json'), JSON.stringify({}));
+    setup = await startDaemonBehindPostfix(['alice'], () => ({ statsIntervalSeconds: 0, threads: 2, pipeline: pipelineOf() }));
+    good = readFileSync(setup.configFile, 'utf8');
+  }, 60_000);
+  afterAll(async () => {
+    expect(await setup?.stop()).toBe(0);
+    expect(setup.daemon.lines.filter((l) => l.event === 'signal').map((l) => l.signal)).toEqual([...Array(6).fill('SIGHUP'), 'SIGTERM']);
+    expect(existsSync(setup.socket)).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('new messages use the new configuration; a message in flight finishes on the old one', async () => {
+    const inFlight = sendMessage(setup.postfix.port, withId(dangerousMessage('slow one'), 'in-flight'));
+    await new Promise((r) => setTimeout(r, 500));
+    // A new module version, and a policy that refuses what the old one replaced.
+    writeFileSync(join(dir, 'tagger.mjs'), tagger(2));
+    writeFileSync(join(dir, 'policy.json'), JSON.stringify({ actions: { 'banned-extension': 'reject', 'executable-content': 'reject' } }));
+    expect(await hup()).toMatchObject({ event: 'reloaded', why: 'SIGHUP', plugins: ['tagger', 'defang'] });
+
+    expect(await sendMessage(setup.postfix.port, withId(dangerousMessage('after the reload'), 'refused'))).toBe('550 5.7.1 Message refused: content not accepted by policy');
+    expect(await sendMessage(setup.postfix.port, plain('after the reload', 'new'))).toMatch(/^250 /);
+    expect(await inFlight).toMatch(/^250 /);
+    const old = await delivered('in-flight');
+    expect(old.headers.get('x-tagger-version')).toBe('1');
+    expect([...old.walk()].map((p) => p.filename).filter(Boolean)).toEqual(['WARNING.txt']);
+    expect((await delivered('new')).headers.get('x-tagger-version')).toBe('2');
+    expect(setup.daemon.lines.filter((l) => l.event === 'message').map((l) => [l.messageId, l.verdict, l.tagger])).toEqual([
+      ['<refused@signals.test>', 'reject', 2],
+      ['<new@signals.test>', 'changed', 2],
+      ['<in-flight@signals.test>', 'changed', 1],
+    ]);
+  }, 30_000);
+
+  it('a configuration that does not load is refused with its reason, and the one in force stays', async () => {
+    const broken: [string, () => void, RegExp][] = [
+      ['a config file that is not JSON', () => writeFileSync(setup.configFile, '{ "pipeline": [ }'), /milterkit\.json: .*JSON/],
+      ['an unknown key', () => rewrite({ maxConections: 5 }), /unknown key "maxConections"/],
+      ['a policy that does not validate', () => (rewrite({}), writeFileSync(join(dir, 'policy.json'), JSON.stringify({ actions: { 'banned-extension': 'explode' } }))), /policy\.json/],
+      ['a module that throws as it loads', () => (writeFileSync(join(dir, 'policy.json'), '{}'), writeFileSync(join(dir, 'tagger.mjs'), 'throw new Error("broken module");\n')), /broken module/],
+    ];
+    for (const [what, breakIt, reason] of broken) {
+      breakIt();
+      const line = await hup();
+      expect(line, what).toMatchObject({ event: 'reload-failed', kept: 'the configuration in force' });
+      expect(String(line.error), what).toMatch(reason);
+      // Still the configuration of the last good reload: version 2, and executables refused.
+      expect(await sendMessage(setup.postfix.port, withId(dangerousMessage('still refused'), `${what.replace(/\W+/g, '-')}`))).toBe('550 5.7.1 Message refused: content not accepted by policy');
+    }
+    writeFileSync(setup.configFile, good);
+    writeFileSync(join(dir, 'tagger.mjs'), tagger(3));
+    expect(await hup()).toMatchObject({ event: 'reloaded' });
+    expect(await sendMessage(setup.postfix.port, plain('fixed', 'fixed'))).toMatch(/^250 /);
+    expect((await delivered('fixed')).headers.get('x-tagger-version')).toBe('3');
+    expect(setup.daemon.lines.filter((l) => l.event === 'reload-failed')).toHaveLength(4);
+  }, 60_000);
+});
+
+describe('milterkit milter: what a reload cannot change, and how the daemon ends', () => {
+  it('keys that need a restart keep their values and the log says so', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-restart-keys-'));
+    const file = join(dir, 'milterkit.json');
+    writeFileSync(file, JSON.stringify({ listen: `unix:${join(dir, 'a.sock')}`, statsIntervalSeconds: 0 }));
+    const daemon = await startDaemon(['--config', file]);
+    try {
+      writeFileSync(file, JSON.stringify({ listen: `unix:${join(dir, 'b.sock')}`, statsIntervalSeconds: 0, threads: 1 }));
+      daemon.process.kill('SIGHUP');
+      expect(await daemon.waitFor((l) => l.event === 'reloaded')).toMatchObject({ threads: 1, restartNeeded: ['listen'] });
+      expect(existsSync(join(dir, 'a.sock'))).toBe(true);
+      expect(existsSync(join(dir, 'b.sock'))).toBe(false);
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+      expect(existsSync(join(dir, 'a.sock'))).toBe(false);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('SIGTERM and SIGINT stop it gracefully, an error of its own ends it with code 70: each logged, the socket removed every time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-exits-'));
+    const socket = join(dir, 'milter.sock');
+    try {
+      for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+        const daemon = await startDaemon(['--listen', `unix:${socket}`]);
+        expect(existsSync(socket)).toBe(true);
+        daemon.process.kill(signal);
+        expect(await daemon.exited).toBe(0);
+        expect(daemon.lines.filter((l) => l.event === 'signal').map((l) => l.signal)).toEqual([signal]);
+        expect(existsSync(socket)).toBe(false);
+      }
+      // An exception in the connection loop's thread is the daemon's own: it is not trusted to go on.
+      const daemon = await startDaemon(['--listen', `unix:${socket}`], { nodeFlags: [...DAEMON_NODE_FLAGS, '--import', resolve('test/support/throw-in-main-thread.mjs')] });
+      expect(await daemon.waitFor((l) => l.event === 'fatal')).toMatchObject({ error: expect.stringContaining('an error of the daemon itself') });
+      expect(await daemon.exited).toBe(70);
+      expect(existsSync(socket)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
+
+describe('milterkit milter --workers: SIGHUP through the primary', () => {
+  it('reloads every worker; a worker started later gets the last configuration that loaded, even when the file is broken since', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-cluster-reload-'));
+    const file = join(dir, 'milterkit.json');
+    const config = (version: number) => ({ listen: 'inet:0@127.0.0.1', workers: 2, threads: 1, statsIntervalSeconds: 0, pipeline: [{ plugin: 'module', path: `./tagger-${version}.mjs` }] });
+    writeFileSync(join(dir, 'tagger-1.mjs'), tagger(1));
+    writeFileSync(file, JSON.stringify(config(1)));
+    const daemon = await startDaemon(['--config', file], { workers: 2 });
+    try {
+      writeFileSync(join(dir, 'tagger-2.mjs'), tagger(2));
+      writeFileSync(file, JSON.stringify(config(2)));
+      daemon.process.kill('SIGHUP');
+      await daemon.waitFor((l) => l.event === 'reloaded' && l.worker === 1);
+      await daemon.waitFor((l) => l.event === 'reloaded' && l.worker === 2);
+      expect(daemon.lines.filter((l) => l.event === 'signal')).toEqual([expect.objectContaining({ signal: 'SIGHUP' })]);
+      expect(daemon.lines.find((l) => l.event === 'reload')).toMatchObject({ workers: 2 });
+
+      // Broken since: a reload is refused by the primary, and a replacement worker still starts, on version 2.
+      writeFileSync(file, '{');
+      daemon.process.kill('SIGHUP');
+      await daemon.waitFor((l) => l.event === 'reload-failed');
+      const worker = daemon.lines.find((l) => l.event === 'listening' && l.worker === 1)?.pid as number;
+      process.kill(worker, 'SIGKILL');
+      const replaced = await daemon.waitFor((l) => l.event === 'listening' && l.worker === 3, 15_000);
+      expect(replaced.plugins).toEqual(['tagger']);
+      expect(daemon.lines.filter((l) => l.event === 'worker-exit')).toEqual([expect.objectContaining({ worker: 1, signal: 'SIGKILL' })]);
+      // Connections go to the workers in turn: every message, whichever worker took it, ran version 2.
+      const { port } = replaced.address as { port: number };
+      for (let i = 0; i < 4; i++) expect((await sendOverMilter({ port }, `message ${i}`)).at(-1)).toBe('c');
+      expect(daemon.lines.filter((l) => l.event === 'message').map((l) => l.tagger)).toEqual([2, 2, 2, 2]);
+      expect(new Set(daemon.lines.filter((l) => l.event === 'message').map((l) => l.worker))).toEqual(new Set([2, 3]));
+    } finally {
+      expect(await daemon.stop()).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
