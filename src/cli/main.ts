@@ -9,9 +9,11 @@ const USAGE = `usage: milterkit <command> [options]
 
 commands:
   milter [--config FILE] [--listen inet:PORT@HOST|unix:/path] [--policy FILE] [--socket-mode 660]
-         [--socket-group G] [--fallback tempfail|reject|accept] [--workers N] [--health HOST:PORT]
+         [--socket-group G] [--fallback tempfail|reject|accept] [--workers N] [--threads N]
+         [--health HOST:PORT]
                           the mail filter daemon: defangs every message (default inet:8890@127.0.0.1);
-                          the config file adds callback verification and plugins of one's own
+                          the config file adds callback verification and plugins of one's own;
+                          SIGHUP reloads it, SIGTERM stops (docs/daemon.md)
   inspect FILE|- [--json] print the MIME tree of a message (- reads standard input):
                           path, type, size, file name, defects
   defang FILE|- [-o OUT|-] [--policy FILE] [--json] [--sender ADDR] [--recipient ADDR]...

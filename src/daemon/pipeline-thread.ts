@@ -5,6 +5,7 @@
  * a timer it set, a rejection it never awaited — fails the message it was working on, or at worst this
  * thread: never the process.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFile } from 'node:fs/promises';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { FilterError } from '../milter/filter.js';
@@ -28,6 +29,8 @@ const envelopes = new Map<number, Envelope>();
 const live = new WeakSet<Envelope>();
 /** Controllers of the calls running now, so that an abort reaches them. */
 const running = new Map<number, AbortController>();
+/** The message records a call's work logs, sent back with its answer (one message to the connection loop, not two). */
+const callRecords = new AsyncLocalStorage<Record<string, unknown>[]>();
 let transform: Pipeline | undefined;
 
 /** The thread's envelope of a message, brought up to date (recipients come one by one). */
@@ -37,6 +40,13 @@ function envelopeOf(id: number, sent: Envelope): Envelope {
   envelopes.set(id, sent);
   live.add(sent);
   return sent;
+}
+
+/** The message is over: a failure in work its plugins left behind can fail it no more. */
+function forget(id: number): void {
+  const envelope = envelopes.get(id);
+  if (envelope) live.delete(envelope);
+  envelopes.delete(id);
 }
 
 /**
@@ -65,16 +75,17 @@ function failure(err: unknown): { message: string; fields: Record<string, unknow
 async function answer(call: number, work: (signal: AbortSignal) => Promise<MessageOutcome | RecipientResult>): Promise<void> {
   const controller = new AbortController();
   running.set(call, controller);
+  const records: Record<string, unknown>[] = [];
   const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
   aborted.catch(() => undefined);
   try {
     // Answered at once when aborted, whatever the plugins are still doing: an answer shows the thread is alive.
-    const value = await Promise.race([work(controller.signal), aborted]);
+    const value = await Promise.race([callRecords.run(records, () => work(controller.signal)), aborted]);
     // A new body goes over as it is, handed over rather than copied (transformMessage gives it memory of its own).
     const transfer = value && 'edits' in value ? value.edits.flatMap((edit) => (edit.change === 'replaceBody' ? [edit.args[0].buffer as ArrayBuffer] : [])) : [];
-    post({ type: 'result', call, ok: true, value }, [...new Set(transfer)]);
+    post({ type: 'result', call, ok: true, value, records }, [...new Set(transfer)]);
   } catch (err) {
-    post({ type: 'result', call, ok: false, error: failure(err) });
+    post({ type: 'result', call, ok: false, error: failure(err), records });
   } finally {
     running.delete(call);
   }
@@ -98,7 +109,11 @@ async function start(): Promise<void> {
     post({ type: 'start-failed', error: errorText(err) });
     return;
   }
-  const work = pipeline(plugins, (fields) => post({ type: 'message-log', fields: jsonFields(fields) }));
+  const work = pipeline(plugins, (fields) => {
+    const records = callRecords.getStore();
+    if (records) records.push(jsonFields(fields));
+    else post({ type: 'message-log', fields: jsonFields(fields) });
+  });
   transform = work;
   port.on('message', (message: ToThread) => {
     switch (message.type) {
@@ -115,18 +130,16 @@ async function start(): Promise<void> {
       }
       case 'run': {
         const envelope = envelopeOf(message.id, message.envelope);
-        void answer(message.call, async (signal) => transformMessage(await blocks(message.message), envelope, work, signal));
+        // Its end is the message's last step: the thread forgets it then (no word of its end is sent).
+        void answer(message.call, async (signal) => transformMessage(await blocks(message.message), envelope, work, signal)).finally(() => forget(message.id));
         return;
       }
       case 'abort':
         running.get(message.call)?.abort(new Error('the time for this message is up, or its MTA has gone'));
         return;
-      case 'end': {
-        const envelope = envelopes.get(message.id);
-        if (envelope) live.delete(envelope);
-        envelopes.delete(message.id);
+      case 'end':
+        forget(message.id);
         return;
-      }
       case 'close':
         void closeThread(plugins);
         return;

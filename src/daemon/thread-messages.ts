@@ -21,7 +21,7 @@ export type ToThread =
   | { type: 'run'; call: number; id: number; envelope: Envelope; message: MessageBytes }
   /** The time for that call is up, or its MTA has gone: stop, and answer at once. */
   | { type: 'abort'; call: number }
-  /** The message is over: forget it. */
+  /** The message is over without an end of message (aborted, its connection gone): forget it. */
   | { type: 'end'; id: number }
   /** Close the plugins (a notice in flight is sent first), then say so. */
   | { type: 'close' };
@@ -35,9 +35,10 @@ export interface ThreadFailure {
 export type FromThread =
   | { type: 'ready'; checksRecipients: boolean; begins: boolean; plugins: string[] }
   | { type: 'start-failed'; error: string }
-  | { type: 'result'; call: number; ok: true; value: MessageOutcome | RecipientResult }
-  | { type: 'result'; call: number; ok: false; error: ThreadFailure }
-  /** A message's record (the pipeline's log line). */
+  /** A call's answer, with the message records its work logged. */
+  | { type: 'result'; call: number; ok: true; value: MessageOutcome | RecipientResult; records: Record<string, unknown>[] }
+  | { type: 'result'; call: number; ok: false; error: ThreadFailure; records: Record<string, unknown>[] }
+  /** A message record logged outside any call. */
   | { type: 'message-log'; fields: Record<string, unknown> }
   /** Any other log line: a plugin's own (notices), or a failure no message can meet any more. */
   | { type: 'log'; event: string; fields: Record<string, unknown> }

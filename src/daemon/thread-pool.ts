@@ -155,6 +155,7 @@ export class PipelineThreads implements MessageWork {
         void thread.worker.terminate();
         return;
       case 'result': {
+        for (const record of message.records) this.options.messageLog(record);
         const call = thread.calls.get(message.call);
         if (!call) return;
         thread.calls.delete(message.call);
@@ -287,6 +288,7 @@ export class PipelineThreads implements MessageWork {
     thread.calls.set(id, call);
     const { message, transfer } = call.request(id);
     thread.worker.postMessage(message, transfer);
+    if (message.type === 'run') call.job.ran = true;
     if (call.signal?.aborted) this.overran(thread, id, call);
     else call.signal?.addEventListener('abort', () => this.overran(thread, id, call), { once: true });
   }
@@ -307,7 +309,8 @@ export class PipelineThreads implements MessageWork {
   released(job: PoolJob): void {
     if (job.thread && job.thread.state !== 'gone') {
       job.thread.jobs.delete(job);
-      job.thread.worker.postMessage({ type: 'end', id: job.id } satisfies ToThread);
+      // A thread forgets a message once its end has run; only one that ended otherwise needs a word.
+      if (!job.ran) job.thread.worker.postMessage({ type: 'end', id: job.id } satisfies ToThread);
     }
     job.thread = undefined;
     this.openJobs--;
@@ -353,6 +356,8 @@ export class PipelineThreads implements MessageWork {
 class PoolJob implements MessageJob {
   thread: PipelineThread | undefined;
   begun = false;
+  /** Its end of message was sent to its thread (which forgets the message once that is done). */
+  ran = false;
   private closed = false;
 
   constructor(

@@ -49,35 +49,24 @@ export function joinUnshared(blocks: readonly Uint8Array[]): Buffer {
 }
 
 /** A ChangeSet that writes the calls down as data. */
-class EditList implements ChangeSet {
-  readonly edits: Edit[] = [];
-  addHeader(...args: Parameters<ChangeSet['addHeader']>): void {
-    this.edits.push({ change: 'addHeader', args });
-  }
-  insertHeader(...args: Parameters<ChangeSet['insertHeader']>): void {
-    this.edits.push({ change: 'insertHeader', args });
-  }
-  changeHeader(...args: Parameters<ChangeSet['changeHeader']>): void {
-    this.edits.push({ change: 'changeHeader', args });
-  }
-  deleteHeader(...args: Parameters<ChangeSet['deleteHeader']>): void {
-    this.edits.push({ change: 'deleteHeader', args });
-  }
-  replaceBody(...args: Parameters<ChangeSet['replaceBody']>): void {
-    this.edits.push({ change: 'replaceBody', args });
-  }
-  addRecipient(...args: Parameters<ChangeSet['addRecipient']>): void {
-    this.edits.push({ change: 'addRecipient', args });
-  }
-  deleteRecipient(...args: Parameters<ChangeSet['deleteRecipient']>): void {
-    this.edits.push({ change: 'deleteRecipient', args });
-  }
-  changeSender(...args: Parameters<ChangeSet['changeSender']>): void {
-    this.edits.push({ change: 'changeSender', args });
-  }
-  quarantine(...args: Parameters<ChangeSet['quarantine']>): void {
-    this.edits.push({ change: 'quarantine', args });
-  }
+function editList(): { changes: ChangeSet; edits: Edit[] } {
+  const edits: Edit[] = [];
+  const record =
+    <K extends keyof ChangeSet>(change: K) =>
+    (...args: Parameters<ChangeSet[K]>): void =>
+      void edits.push({ change, args } as Edit);
+  const changes: ChangeSet = {
+    addHeader: record('addHeader'),
+    insertHeader: record('insertHeader'),
+    changeHeader: record('changeHeader'),
+    deleteHeader: record('deleteHeader'),
+    replaceBody: record('replaceBody'),
+    addRecipient: record('addRecipient'),
+    deleteRecipient: record('deleteRecipient'),
+    changeSender: record('changeSender'),
+    quarantine: record('quarantine'),
+  };
+  return { changes, edits };
 }
 
 /** Makes the calls that edits wrote down (a body that crossed threads as a plain Uint8Array is a Buffer again). */
@@ -102,10 +91,10 @@ export async function transformMessage(blocks: readonly Uint8Array[], envelope: 
   const result = await transform(message, envelope, signal);
   if (result.action === 'reject' || result.action === 'tempfail') return { verdict: result.reply ? { reply: result.reply } : result.action, edits: [] };
   if (result.action === 'discard') return { verdict: 'discard', edits: [] };
-  const changes = new EditList();
+  const { changes, edits } = editList();
   sendHeaderChanges(before, [...message.root.headers], changes);
   const newBody = bodyChunks(message.root);
   if (!sameBytes(newBody, blocks.slice(1))) changes.replaceBody(joinUnshared(newBody));
   if (result.action === 'quarantine') changes.quarantine(result.reason);
-  return { verdict: 'continue', edits: changes.edits };
+  return { verdict: 'continue', edits };
 }
