@@ -1,14 +1,14 @@
 import cluster, { type Worker } from 'node:cluster';
 import { existsSync, unlinkSync } from 'node:fs';
-import { isDeepStrictEqual } from 'node:util';
 import { parseListenSpec } from '../milter/server.js';
-import { RESTART_KEYS, loadConfig, type DaemonArguments, type LoadedConfig, type MilterConfig } from './config.js';
+import { loadConfig, reloadedConfig, type DaemonArguments, type LoadedConfig } from './config.js';
 import { startHealthEndpoint } from './health-endpoint.js';
 import type { DaemonLog } from './log.js';
 import { missingNodeFlags } from './node-flags.js';
 import { sumSnapshots, type StatsSnapshot } from './stats.js';
 import { sweepBodies } from './temporary-directory.js';
 import { PipelineThreads } from './thread-pool.js';
+import { errorText } from './error-text.js';
 
 export const STATS_REQUEST = 'milterkit:stats?';
 export const STATS_REPLY = 'milterkit:stats';
@@ -57,45 +57,81 @@ async function checkPlugins(loaded: LoadedConfig, log: DaemonLog): Promise<void>
  */
 export async function runClusterPrimary(args: DaemonArguments, first: LoadedConfig, log: DaemonLog): Promise<number> {
   let current = first;
+  /** Counts the configurations that loaded; each worker is told of the one it was started with. */
+  let generation = 1;
+  const generationOf = new Map<number, number>();
   const spec = parseListenSpec(current.config.listen);
   if (spec.kind === 'unix' && existsSync(spec.path)) unlinkSync(spec.path);
+  const liveWorkers = (): Worker[] => Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
+  const tell = (worker: Worker): void => {
+    generationOf.set(worker.id, generation);
+    worker.send({ type: RELOAD_REQUEST, loaded: current });
+  };
+
+  /** Loads and checks a new configuration (plugins built once, in a thread), then hands it to every worker. */
+  const reload = async (): Promise<void> => {
+    let loaded: LoadedConfig;
+    try {
+      loaded = await loadConfig(args);
+      await checkPlugins(loaded, log);
+    } catch (err) {
+      log('reload-failed', { why: 'SIGHUP', error: errorText(err), kept: 'the configuration in force' });
+      return;
+    }
+    const { config, restartNeeded } = reloadedConfig(current.config, loaded.config);
+    current = { config, baseDirectory: loaded.baseDirectory };
+    generation++;
+    // Those still starting are told once they listen (a message sent before they hear it would be lost).
+    const ready = liveWorkers().filter((worker) => generationOf.has(worker.id));
+    for (const worker of ready) tell(worker);
+    log('reload', { why: 'SIGHUP', workers: ready.length, ...(restartNeeded.length > 0 ? { restartNeeded, note: 'these keep their values until the daemon is restarted' } : {}) });
+  };
   // Heard from the start, before any worker exists, and kept: a second signal (systemd signals every
-  // process of the unit) must not kill the primary while its workers finish.
+  // process of the unit) must not kill the primary while its workers finish. Reloads one at a time.
   let reloading = Promise.resolve();
   const stopSignal = new Promise<string>((resolve) => {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => (log('signal', { signal }), resolve(signal)));
   });
   process.on('SIGHUP', () => {
     log('signal', { signal: 'SIGHUP' });
-    reloading = reloading.then(() => reload());
+    reloading = reloading.then(reload).catch((err: unknown) => log('reload-failed', { why: 'SIGHUP', error: errorText(err), kept: 'the configuration in force' }));
   });
   // Plugins that do not build, or a health address in use, stop it here, before any worker exists.
   let health: Awaited<ReturnType<typeof startHealthEndpoint>> | undefined;
   try {
     await checkPlugins(current, log);
   } catch (err) {
-    process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`milterkit milter: ${errorText(err)}\n`);
     return 2;
   }
   try {
     health = current.config.health ? await startHealthEndpoint(current.config.health, clusterStats) : undefined;
   } catch (err) {
-    process.stderr.write(`milterkit milter: health endpoint: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`milterkit milter: health endpoint: ${errorText(err)}\n`);
     return 2;
   }
   let stopping = false;
   // Workers get the daemon's V8 flags even when the primary was started without them.
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...missingNodeFlags()] });
+  const forkedWith = new Map<number, number>();
   const fork = (): void => {
-    cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(current) });
+    forkedWith.set(cluster.fork({ [WORKER_CONFIG_ENV]: JSON.stringify(current) }).id, generation);
   };
   let listening = 0;
-  cluster.on('listening', () => listening++);
+  cluster.on('listening', (worker) => {
+    listening++;
+    // Started before the last reload: it runs an older configuration.
+    const started = forkedWith.get(worker.id) ?? generation;
+    if (started < generation) tell(worker);
+    else generationOf.set(worker.id, started);
+  });
   let startFailed: () => void = () => {};
   const failedStart = new Promise<string>((resolve) => (startFailed = () => resolve('worker-start-failed')));
   cluster.on('exit', (worker, code, signal) => {
     // What a worker killed without a chance to clean up had spilled (its messages are the MTA's to retry).
     void sweepBodies(current.config.temporaryDirectory, (pid) => pid === worker.process.pid).catch(() => 0);
+    generationOf.delete(worker.id);
+    forkedWith.delete(worker.id);
     if (stopping) return;
     log('worker-exit', { worker: worker.id, code, signal });
     // Exit code 2 before the cluster was ever up: the worker could not start (its reason is on stderr),
@@ -105,23 +141,6 @@ export async function runClusterPrimary(args: DaemonArguments, first: LoadedConf
   });
   for (let i = 0; i < current.config.workers; i++) fork();
   log('cluster', { workers: current.config.workers, pid: process.pid, health: health?.address() });
-
-  /** Loads and checks a new configuration (plugins built once, in a thread), then hands it to every worker. */
-  const reload = async (): Promise<void> => {
-    let loaded: LoadedConfig;
-    try {
-      loaded = await loadConfig(args);
-      await checkPlugins(loaded, log);
-    } catch (err) {
-      log('reload-failed', { why: 'SIGHUP', error: err instanceof Error ? err.message : String(err), kept: 'the configuration in force' });
-      return;
-    }
-    const restartNeeded = RESTART_KEYS.filter((key) => !isDeepStrictEqual(loaded.config[key], current.config[key]));
-    current = { config: { ...loaded.config, ...Object.fromEntries(RESTART_KEYS.map((key) => [key, current.config[key]])) } as MilterConfig, baseDirectory: loaded.baseDirectory };
-    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => w !== undefined && w.isConnected());
-    for (const worker of workers) worker.send({ type: RELOAD_REQUEST, loaded: current });
-    log('reload', { why: 'SIGHUP', workers: workers.length, ...(restartNeeded.length > 0 ? { restartNeeded, note: 'these keep their values until the daemon is restarted' } : {}) });
-  };
 
   const signal = await Promise.race([failedStart, stopSignal]);
   stopping = true;

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
 import { validatePolicy, readPolicyFile } from '../defang/policy-file.js';
 import type { PolicyInput } from '../defang/policy.js';
 import { ADAPTER_DEFAULTS } from '../milter/message-adapter.js';
@@ -13,6 +14,7 @@ import { defangPlugin } from './plugins/defang.js';
 import { loadModulePlugin } from './plugins/module.js';
 import { notifyPlugin, type NotifyPluginOptions } from './plugins/notify.js';
 import { parseListenSpec } from '../milter/server.js';
+import { errorText } from './error-text.js';
 
 /** The plugin entries of a config file's "pipeline", in the order they run. */
 export type PluginConfig =
@@ -102,6 +104,12 @@ export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
 
 /** Keys that a reload (SIGHUP) cannot change: they shape what the process listens on and is made of. */
 export const RESTART_KEYS = ['listen', 'socketMode', 'socketGroup', 'workers', 'health', 'statsIntervalSeconds'] as const satisfies readonly (keyof MilterConfig)[];
+
+/** A reloaded configuration as it takes effect: the keys only a restart can change keep their values, and are named. */
+export function reloadedConfig(inForce: MilterConfig, loaded: MilterConfig): { config: MilterConfig; restartNeeded: string[] } {
+  const restartNeeded = RESTART_KEYS.filter((key) => !isDeepStrictEqual(loaded[key], inForce[key]));
+  return { config: { ...loaded, ...Object.fromEntries(RESTART_KEYS.map((key) => [key, inForce[key]])) }, restartNeeded };
+}
 
 /**
  * The least a numeric setting may be, where 0 would not mean "never" but break the daemon: no worker,
@@ -267,7 +275,7 @@ export async function readConfigFile(path: string): Promise<{ config: Partial<Mi
   try {
     parsed = JSON.parse(await readFile(path, 'utf8'));
   } catch (err) {
-    throw new Error(`${path}: ${err instanceof Error ? err.message : String(err)}`);
+    throw new Error(`${path}: ${errorText(err)}`);
   }
   return { config: validateConfig(parsed, path), baseDirectory: dirname(path) };
 }

@@ -1,20 +1,20 @@
 import cluster from 'node:cluster';
 import { existsSync, unlinkSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { isDeepStrictEqual } from 'node:util';
 import { MemoryBudget } from '../milter/body-buffer.js';
 import { messageFilter } from '../milter/message-adapter.js';
-import type { MessageWork } from '../milter/message-work.js';
+import type { MessageJob, MessageWork } from '../milter/message-work.js';
 import { parseListenSpec, startMilterServer, type ConnectionSettings, type MilterServer } from '../milter/server.js';
 import { runClusterPrimary, RELOAD_REQUEST, STATS_REPLY, STATS_REQUEST, WORKER_CONFIG_ENV } from './cluster.js';
-import { RESTART_KEYS, loadConfig, type DaemonArguments, type LoadedConfig, type MilterConfig } from './config.js';
+import { loadConfig, reloadedConfig, type DaemonArguments, type LoadedConfig, type MilterConfig } from './config.js';
 import { startHealthEndpoint } from './health-endpoint.js';
 import { log, type DaemonLog } from './log.js';
 import { missingNodeFlags } from './node-flags.js';
 import type { MessageVerdict } from './pipeline.js';
 import { MilterStats, type StatsSnapshot } from './stats.js';
-import { prepareTemporaryDirectory } from './temporary-directory.js';
+import { prepareTemporaryDirectory, sweepOrphans } from './temporary-directory.js';
 import { PipelineThreads } from './thread-pool.js';
+import { errorText } from './error-text.js';
 
 /**
  * Runs `milterkit milter` until it is stopped, then exits the process: 0 after a graceful stop, 2 when it
@@ -28,7 +28,7 @@ export async function runDaemon(args: DaemonArguments): Promise<never> {
     const fromPrimary = cluster.isWorker ? process.env[WORKER_CONFIG_ENV] : undefined;
     loaded = fromPrimary ? (JSON.parse(fromPrimary) as LoadedConfig) : await loadConfig(args);
   } catch (err) {
-    process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`milterkit milter: ${errorText(err)}\n`);
     process.exit(2);
   }
   const { config } = loaded;
@@ -96,9 +96,37 @@ async function startupFailure(step: () => Promise<void>): Promise<number | undef
     await step();
     return undefined;
   } catch (err) {
-    process.stderr.write(`milterkit milter: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`milterkit milter: ${errorText(err)}\n`);
     return 2;
   }
+}
+
+/** An old configuration's threads are stopped at the latest this long after a reload; a message still on them gets the fallback. */
+const RETIRE_DEADLINE_MS = 10 * 60_000;
+
+/**
+ * The pipeline of the configuration in force, taken by each message at its first step that involves
+ * its plugins (its first recipient, or its end): from then on that message keeps it to its end, across
+ * any reload, so that its plugins' early and late work meet in one configuration.
+ */
+function workInForce(threads: () => PipelineThreads): MessageWork {
+  return {
+    get checksRecipients() {
+      return threads().checksRecipients;
+    },
+    open(envelope): MessageJob {
+      let job: MessageJob | undefined;
+      const started = (): MessageJob => (job ??= threads().open(envelope));
+      return {
+        begin: () => started().begin(),
+        recipient: (recipient, signal) => started().recipient(recipient, signal),
+        run: (message, signal) => started().run(message, signal),
+        answered: () => job?.answered(),
+        oversize: (size, action) => started().oversize(size, action),
+        close: () => job?.close(),
+      };
+    },
+  };
 }
 
 /** One process serving mail: the whole daemon, or one worker of a cluster. */
@@ -128,19 +156,18 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
       },
     });
   let generation: Generation | undefined;
+  const inForce = (): Generation => generation as Generation;
   let server: MilterServer | undefined;
   let health: Server | undefined;
   /** Pools of earlier configurations still finishing their messages. */
   const retiring = new Set<Promise<void>>();
-  // Each message is bound to the configuration in force when it begins (its MAIL FROM).
-  const work: MessageWork = {
-    get checksRecipients() {
-      return (generation as Generation).threads.checksRecipients;
-    },
-    open: (envelope) => (generation as Generation).threads.open(envelope),
-  };
+  // One filter for the daemon's life: its limits are asked again for each message, its work is the configuration in force.
+  const filter = messageFilter(workInForce(() => inForce().threads), () => {
+    const { config } = inForce();
+    return { memoryThresholdBytes: config.memoryThresholdBytes, memoryBudget: budget, temporaryDirectory: config.temporaryDirectory, maxMessageBytes: config.maxMessageBytes, oversizeAction: config.oversizeAction };
+  });
   const settings = (config: MilterConfig): ConnectionSettings => ({
-    filter: messageFilter(work, { memoryThresholdBytes: config.memoryThresholdBytes, memoryBudget: budget, temporaryDirectory: config.temporaryDirectory, maxMessageBytes: config.maxMessageBytes, oversizeAction: config.oversizeAction }),
+    filter,
     fallback: config.fallback,
     hookTimeoutMs: config.hookTimeoutMs,
     eomTimeoutMs: config.eomTimeoutMs,
@@ -152,10 +179,11 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
     maxConnections: config.maxConnections,
     log: record,
   });
-  const snapshot = (): StatsSnapshot => stats.snapshot(server?.connections ?? 0, budget.bytesInUse);
+  const snapshot = (): StatsSnapshot => stats.snapshot({ connections: server?.connections ?? 0, bodyBytesInMemory: budget.bytesInUse, pipelineThreads: generation?.threads.readyThreads ?? 0 });
 
   const failure = await startupFailure(async () => {
-    const swept = await prepareTemporaryDirectory(first.config.temporaryDirectory);
+    await prepareTemporaryDirectory(first.config.temporaryDirectory);
+    const swept = await sweepOrphans(first.config.temporaryDirectory);
     if (swept > 0) log('swept', { directory: first.config.temporaryDirectory, files: swept, why: 'bodies of a daemon that ended without cleaning up' });
     generation = { ...first, threads: await startThreads(first.config, first.baseDirectory) };
     // Before the milter socket: a health address in use stops the start before any mail comes in.
@@ -178,24 +206,26 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
    * close. One that does not load is refused with its reason, and the old one stays in force.
    */
   const reload = async (why: string, given: LoadedConfig | undefined): Promise<void> => {
-    const current = generation as Generation;
+    const current = inForce();
     let loaded: LoadedConfig;
-    let threads: PipelineThreads;
+    let next: ConnectionSettings;
+    let threads: PipelineThreads | undefined;
     try {
       loaded = given ?? (await loadConfig(args));
       await prepareTemporaryDirectory(loaded.config.temporaryDirectory);
+      next = settings(reloadedConfig(current.config, loaded.config).config);
       threads = await startThreads(loaded.config, loaded.baseDirectory);
+      // Checked here, before anything changes: a setting the server refuses refuses the reload.
+      server?.update(next);
     } catch (err) {
-      record('reload-failed', { why, error: err instanceof Error ? err.message : String(err), kept: 'the configuration in force' });
+      await threads?.retire();
+      record('reload-failed', { why, error: errorText(err), kept: 'the configuration in force' });
       return;
     }
-    // What only a restart can change stays as it is, and the log says so.
-    const restartNeeded = RESTART_KEYS.filter((key) => !isDeepStrictEqual(loaded.config[key], current.config[key]));
-    const config = { ...loaded.config, ...Object.fromEntries(RESTART_KEYS.map((key) => [key, current.config[key]])) } as MilterConfig;
+    const { config, restartNeeded } = reloadedConfig(current.config, loaded.config);
     generation = { config, baseDirectory: loaded.baseDirectory, threads };
     budget.limit = config.bodyMemoryBudgetBytes;
-    server?.update(settings(config));
-    const retired = current.threads.retire();
+    const retired = current.threads.retire(RETIRE_DEADLINE_MS);
     retiring.add(retired);
     void retired.finally(() => retiring.delete(retired));
     record('reloaded', { why, plugins: threads.plugins, threads: config.threads, ...(restartNeeded.length > 0 ? { restartNeeded, note: 'these keep their values until the daemon is restarted' } : {}) });

@@ -3,7 +3,9 @@ import type { StatsSnapshot } from './stats.js';
 
 /**
  * A small HTTP endpoint for monitoring: GET /health answers 200 with the stats as JSON while the daemon
- * serves mail. Loopback by default in examples: it says how much mail flows, nothing more.
+ * can filter mail, and 503 (status "no pipeline threads") while none of its pipeline threads is ready:
+ * mail then waits, and gets the fallback at its time limit. Loopback by default in examples: it says how
+ * much mail flows, nothing more.
  */
 export async function startHealthEndpoint(hostPort: string, stats: () => Promise<StatsSnapshot>): Promise<Server> {
   const at = hostPort.lastIndexOf(':');
@@ -15,7 +17,10 @@ export async function startHealthEndpoint(hostPort: string, stats: () => Promise
       return;
     }
     stats().then(
-      (snapshot) => response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', ...snapshot })),
+      (snapshot) => {
+        const ok = snapshot.pipelineThreads > 0;
+        response.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify({ status: ok ? 'ok' : 'no pipeline threads', ...snapshot }));
+      },
       () => response.writeHead(503).end(),
     );
   });

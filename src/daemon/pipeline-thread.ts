@@ -12,17 +12,17 @@ import { FilterError } from '../milter/filter.js';
 import type { Envelope, MessageOutcome, RecipientResult } from '../milter/message-work.js';
 import { transformMessage } from '../milter/transform-message.js';
 import { buildPipeline } from './config.js';
+import { errorText } from './error-text.js';
 import { jsonFields } from './json-fields.js';
 import { pipeline, type MilterPlugin, type Pipeline } from './pipeline.js';
 import { currentPluginScope } from './plugin-scope.js';
-import type { FromThread, MessageBytes, ThreadData, ToThread } from './thread-messages.js';
+import type { FromThread, MessageBytes, ThreadData, ThreadFailure, ToThread } from './thread-messages.js';
 
 if (!parentPort) throw new Error('pipeline-thread.js runs as a worker thread of the daemon');
 const port: MessagePort = parentPort;
 const data = workerData as ThreadData;
 
 const post = (message: FromThread, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
-const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** One envelope object per message, as plugins expect (the callback verifier keys its probe on it). */
 const envelopes = new Map<number, Envelope>();
@@ -62,13 +62,14 @@ function outside(err: unknown, what: string): void {
   }
   const { plugin, envelope } = scope;
   if (envelope && live.has(envelope as Envelope) && transform?.fail(envelope, plugin, err)) return;
-  post({ type: 'log', event: 'filter-error', fields: { plugin, queueId: envelope?.queueId, error: `plugin ${plugin}: ${what}: ${errorText(err)}`, note: envelope ? 'after its message was answered: nothing to fail' : 'outside any message' } });
+  // Not a filter-error: no message gets the fallback for it (there is none to fail any more).
+  post({ type: 'log', event: 'plugin-error', fields: { plugin, queueId: envelope?.queueId, error: `plugin ${plugin}: ${what}: ${errorText(err)}`, note: envelope ? 'after its message was answered: nothing to fail' : 'outside any message' } });
 }
 process.on('uncaughtException', (err) => outside(err, 'a callback it set threw'));
 process.on('unhandledRejection', (reason) => outside(reason, 'a promise it did not wait for was rejected'));
 
 /** A failure as it crosses threads; the session logs its fields with it. */
-function failure(err: unknown): { message: string; fields: Record<string, unknown> } {
+function failure(err: unknown): ThreadFailure {
   return { message: errorText(err), fields: err instanceof FilterError ? jsonFields(err.fields) : {} };
 }
 
@@ -89,6 +90,18 @@ async function answer(call: number, work: (signal: AbortSignal) => Promise<Messa
   } finally {
     running.delete(call);
   }
+}
+
+/**
+ * The recipient checks a message missed at RCPT (its connection was made before the pipeline checked
+ * recipients): done at its end, where one refusal can only refuse the whole message.
+ */
+async function refusal(work: Pipeline, envelope: Envelope): Promise<MessageOutcome | undefined> {
+  for (const recipient of envelope.recipients) {
+    const refused = await work.recipient?.(envelope, recipient);
+    if (refused) return { verdict: refused.reply ? { reply: refused.reply } : refused.action, edits: [] };
+  }
+  return undefined;
 }
 
 async function blocks(message: MessageBytes): Promise<Uint8Array[]> {
@@ -130,8 +143,15 @@ async function start(): Promise<void> {
       }
       case 'run': {
         const envelope = envelopeOf(message.id, message.envelope);
+        const run = async (signal: AbortSignal): Promise<MessageOutcome> => {
+          if (message.checkRecipients) {
+            const refused = await refusal(work, envelope);
+            if (refused) return refused;
+          }
+          return transformMessage(await blocks(message.message), envelope, work, signal);
+        };
         // Its end is the message's last step: the thread forgets it then (no word of its end is sent).
-        void answer(message.call, async (signal) => transformMessage(await blocks(message.message), envelope, work, signal)).finally(() => forget(message.id));
+        void answer(message.call, run).finally(() => forget(message.id));
         return;
       }
       case 'abort':

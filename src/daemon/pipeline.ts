@@ -3,6 +3,7 @@ import { FilterError } from '../milter/filter.js';
 import type { Envelope, MessageTransform, OversizeAction, RecipientResult, TransformResult } from '../milter/message-work.js';
 import { checkPluginResult, checkRecipientResult } from './plugin-result.js';
 import { inPluginScope } from './plugin-scope.js';
+import { errorText } from './error-text.js';
 
 /**
  * What a plugin says about a message: what becomes of it, whether it changed the message, and the
@@ -79,18 +80,20 @@ export function oversizeRecord(envelope: Readonly<Envelope>, size: number, actio
   return { ...messageFacts(envelope), verdict: action === 'reject' ? 'reject' : 'unfiltered', oversize: size };
 }
 
-const errorText = (err: unknown): string => (err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err));
 
 /** A message's state between its first recipient and its end, for failures that come from outside. */
 interface Trouble {
   /** The facts of its log lines, once its end has begun (the Message-ID is known then). */
   facts?: Record<string, unknown>;
   /** A failure recorded before the end (a begin that failed, a callback that threw). */
-  failure?: FilterError;
+  failure?: PluginFailure;
   /** While the end runs: fails it at once. */
-  interrupt?: (failure: FilterError) => void;
+  interrupt?: (failure: PluginFailure) => void;
   over: boolean;
 }
+
+/** A plugin's failure as the pipeline names it (the plugin, the message): passed on as it is, never renamed. */
+class PluginFailure extends FilterError {}
 
 /** Waits for a plugin's answer, unless the message's time runs out or an outside failure comes first. */
 function settle<T>(answer: T | PromiseLike<T>, signal: AbortSignal, trouble: Trouble): Promise<T> {
@@ -122,8 +125,9 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
     if (!trouble) troubles.set(envelope, (trouble = { over: false }));
     return trouble;
   };
-  const failure = (plugin: string, what: string, err: unknown, facts: Record<string, unknown>): FilterError =>
-    err instanceof FilterError ? err : new FilterError(`plugin ${plugin}: ${what}: ${errorText(err)}`, { plugin, ...facts }, { cause: err });
+  // A FilterError a plugin threw itself keeps its fields, but the plugin and the message are ours to name.
+  const failure = (plugin: string, what: string, err: unknown, facts: Record<string, unknown>): PluginFailure =>
+    err instanceof PluginFailure ? err : new PluginFailure(`plugin ${plugin}: ${what}: ${errorText(err)}`, { ...(err instanceof FilterError ? err.fields : {}), plugin, ...facts }, { cause: err });
 
   const transform = (async (message, envelope, signal) => {
     const trouble = troubleOf(envelope);

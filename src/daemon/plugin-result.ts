@@ -1,8 +1,7 @@
+import { smtpReply } from '../milter/session.js';
 import type { PluginRecipientResult, PluginResult } from './pipeline.js';
 
 const ACTIONS = new Set(['accept', 'quarantine', 'reject', 'tempfail', 'discard']);
-/** An SMTP reply: code, then a space, a hyphen (more lines follow) or nothing. */
-const REPLY = /^([45])\d\d(?:[ -]|$)/;
 
 type Shape = Record<string, unknown>;
 
@@ -20,10 +19,15 @@ function describe(value: unknown): string {
 function checkReply(result: Shape): void {
   if (result.reply === undefined) return;
   if (typeof result.reply !== 'string') throw new Error(`reply must be a string, got ${describe(result.reply)}`);
-  const reply = REPLY.exec(result.reply);
-  if (!reply) throw new Error(`reply ${describe(result.reply)} is not an SMTP reply ("550 5.7.1 text", "450 4.7.1 text")`);
+  // What the session would refuse to send is refused here, where the plugin can be named.
+  let replyClass: string;
+  try {
+    ({ replyClass } = smtpReply(result.reply));
+  } catch {
+    throw new Error(`reply ${describe(result.reply)} is not an SMTP reply ("550 5.7.1 text", "450 4.7.1 text")`);
+  }
   const expected = result.action === 'reject' ? '5' : '4';
-  if (reply[1] !== expected) throw new Error(`action "${String(result.action)}" with a ${reply[1]}xx reply ${describe(result.reply)}: a reject takes 5xx, a tempfail 4xx`);
+  if (replyClass !== expected) throw new Error(`action "${String(result.action)}" with a ${replyClass}xx reply ${describe(result.reply)}: a reject takes 5xx, a tempfail 4xx`);
 }
 
 function checkLog(result: Shape): void {

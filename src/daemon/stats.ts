@@ -7,7 +7,7 @@ export interface StatsSnapshot {
   verdicts: Partial<Record<MessageVerdict, number>>;
   /** Recipients refused at RCPT, before any message (e.g. an invalid sender, verified by callback). */
   recipientsRefused: number;
-  /** Filter errors and timeouts (each answered with the fallback). */
+  /** Filter errors and timeouts, each answered with the fallback (a plugin's failure after its message was answered is a `plugin-error` line, not counted here). */
   filterErrors: number;
   protocolErrors: number;
   /** Connections closed as they came, past maxConnections with none idle. */
@@ -22,6 +22,8 @@ export interface StatsSnapshot {
   reloadsFailed: number;
   /** Body bytes held in memory now (the rest of the bodies in progress are in temporary files). */
   bodyBytesInMemory: number;
+  /** Pipeline threads ready to take work now; 0 while all are being replaced (the health endpoint then answers 503). */
+  pipelineThreads: number;
   rssBytes: number;
 }
 
@@ -62,7 +64,8 @@ export class MilterStats {
     } else if (event in COUNTED) this.counters[COUNTED[event as keyof typeof COUNTED]]++;
   }
 
-  snapshot(connections: number, bodyBytesInMemory: number): StatsSnapshot {
+  /** The figures, with those of now that the caller knows. */
+  snapshot(now: Pick<StatsSnapshot, 'connections' | 'bodyBytesInMemory' | 'pipelineThreads'>): StatsSnapshot {
     return {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       messages: this.messages,
@@ -70,8 +73,7 @@ export class MilterStats {
       recipientsRefused: this.recipientsRefused,
       ...this.counters,
       connectionsClosed: { ...this.connectionsClosed },
-      connections,
-      bodyBytesInMemory,
+      ...now,
       rssBytes: process.memoryUsage.rss(),
     };
   }
@@ -79,13 +81,13 @@ export class MilterStats {
 
 /** Several workers' snapshots as one (the cluster's view): counts added, uptime the longest. */
 export function sumSnapshots(snapshots: readonly StatsSnapshot[]): StatsSnapshot {
-  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, recipientsRefused: 0, filterErrors: 0, protocolErrors: 0, connectionsRefused: 0, connectionsClosed: {}, connections: 0, threadRestarts: 0, reloads: 0, reloadsFailed: 0, bodyBytesInMemory: 0, rssBytes: 0 };
+  const total: StatsSnapshot = { uptimeSeconds: 0, messages: 0, verdicts: {}, recipientsRefused: 0, filterErrors: 0, protocolErrors: 0, connectionsRefused: 0, connectionsClosed: {}, connections: 0, threadRestarts: 0, reloads: 0, reloadsFailed: 0, bodyBytesInMemory: 0, pipelineThreads: 0, rssBytes: 0 };
   const add = <K extends string>(into: Partial<Record<K, number>>, from: Partial<Record<K, number>>): void => {
     for (const [key, n] of Object.entries(from) as [K, number][]) into[key] = (into[key] ?? 0) + n;
   };
   for (const s of snapshots) {
     total.uptimeSeconds = Math.max(total.uptimeSeconds, s.uptimeSeconds);
-    for (const key of ['messages', 'recipientsRefused', 'filterErrors', 'protocolErrors', 'connectionsRefused', 'connections', 'threadRestarts', 'reloads', 'reloadsFailed', 'bodyBytesInMemory', 'rssBytes'] as const) total[key] += s[key];
+    for (const key of ['messages', 'recipientsRefused', 'filterErrors', 'protocolErrors', 'connectionsRefused', 'connections', 'threadRestarts', 'reloads', 'reloadsFailed', 'bodyBytesInMemory', 'pipelineThreads', 'rssBytes'] as const) total[key] += s[key];
     add(total.verdicts, s.verdicts);
     add(total.connectionsClosed, s.connectionsClosed);
   }

@@ -14,18 +14,24 @@ function alive(pid: number): boolean {
 
 /**
  * Makes the directory for spilled bodies ready: created private if missing; refused if it is a link,
- * belongs to another user or lets others write in it (they could plant or read bodies there). Then
- * removes the bodies that a daemon killed without a chance to clean up (kill -9, a crash, a power cut)
- * left behind: files of processes that no longer exist, and of this process's own ID (a restarted daemon
- * may get its predecessor's, in a container), since it has written none yet. Returns how many went.
+ * belongs to another user or lets others write in it (they could plant or read bodies there).
  */
-export async function prepareTemporaryDirectory(path: string): Promise<number> {
+export async function prepareTemporaryDirectory(path: string): Promise<void> {
   await mkdir(path, { recursive: true, mode: 0o700 });
   const info = await lstat(path);
   if (!info.isDirectory()) throw new Error(`temporaryDirectory ${path}: not a directory (a link is refused)`);
   const uid = process.getuid?.();
   if (uid !== undefined && info.uid !== uid) throw new Error(`temporaryDirectory ${path}: belongs to user ${info.uid}, not to this daemon's (${uid})`);
   if ((info.mode & 0o022) !== 0) throw new Error(`temporaryDirectory ${path}: others may write in it (mode ${(info.mode & 0o777).toString(8)}); make it 700`);
+}
+
+/**
+ * At start only: removes the bodies that a daemon killed without a chance to clean up (kill -9, a crash,
+ * a power cut) left behind — files of processes that no longer exist, and of this process's own ID (a
+ * restarted daemon may get its predecessor's, in a container), since it has written none yet. Returns
+ * how many went.
+ */
+export function sweepOrphans(path: string): Promise<number> {
   return sweepBodies(path, (pid) => pid === process.pid || !alive(pid));
 }
 

@@ -18,7 +18,8 @@ export type MessageBytes = { bytes: ArrayBuffer; headerLength: number } | { head
 export type ToThread =
   | { type: 'begin'; id: number; envelope: Envelope }
   | { type: 'recipient'; call: number; id: number; envelope: Envelope; recipient: string }
-  | { type: 'run'; call: number; id: number; envelope: Envelope; message: MessageBytes }
+  /** `checkRecipients`: check them first (they were not at RCPT). */
+  | { type: 'run'; call: number; id: number; envelope: Envelope; checkRecipients: boolean; message: MessageBytes }
   /** The time for that call is up, or its MTA has gone: stop, and answer at once. */
   | { type: 'abort'; call: number }
   /** The message is over without an end of message (aborted, its connection gone): forget it. */

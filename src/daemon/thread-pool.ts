@@ -2,13 +2,17 @@ import { createInterface } from 'node:readline';
 import { Worker } from 'node:worker_threads';
 import { FilterError } from '../milter/filter.js';
 import type { CollectedMessage, Envelope, MessageJob, MessageOutcome, MessageWork, OversizeAction, RecipientResult } from '../milter/message-work.js';
+import { HookTimeout } from '../milter/session.js';
 import { joinUnshared } from '../milter/transform-message.js';
+import { errorText } from './error-text.js';
 import { oversizeRecord, type MessageLog } from './pipeline.js';
 import type { FromThread, ThreadData, ToThread } from './thread-messages.js';
 
 const ENTRY = new URL('./pipeline-thread.js', import.meta.url);
-/** A thread that could not start (a module that no longer loads) is tried again after this pause. */
-const RESTART_DELAY_MS = 1000;
+/** A thread that could not start, or died soon after it did, is replaced after a pause that doubles up to the last. */
+const RESTART_DELAYS_MS = { first: 1000, most: 30_000 };
+/** A thread that served this long before it died is replaced at once: the pauses start over. */
+const HEALTHY_AFTER_MS = 10_000;
 /** How long a closing thread's plugins have to finish (a notice being sent) before the thread is stopped. */
 const CLOSE_TIMEOUT_MS = 60_000;
 /** A message whose thread died for another message's fault is tried this many times in all. */
@@ -25,25 +29,26 @@ export interface ThreadPoolOptions {
   data: ThreadData;
   /** The daemon's log: the threads' events, and the plugins' own lines. */
   log: (event: string, fields: Record<string, unknown>) => void;
-  /** The message records of the pipeline. */
+  /** The message records of the pipeline, logged once the MTA has the answer they describe. */
   messageLog: MessageLog;
 }
 
 interface Call {
   job: PoolJob;
+  kind: 'run' | 'recipient';
   /** Builds the request, again for each attempt (a message's bytes are handed over, not copied). */
   request: (call: number) => { message: ToThread; transfer: ArrayBuffer[] };
   signal: AbortSignal | undefined;
   resolve: (value: unknown) => void;
   reject: (err: Error) => void;
-  /** Answered (or given up, its time being up): what comes later is dropped. */
+  /** Answered, or given up (its time being up): what comes later is dropped. */
   settled: boolean;
   attempts: number;
   graceTimer?: NodeJS.Timeout;
 }
 
 /** What the threads report once their plugins are built. */
-interface Pipeline {
+interface PipelineFacts {
   checksRecipients: boolean;
   /** Whether a plugin has early work (`begin`), which binds a message to its thread at its first recipient. */
   begins: boolean;
@@ -54,15 +59,17 @@ class PipelineThread {
   readonly calls = new Map<number, Call>();
   readonly jobs = new Set<PoolJob>();
   state: 'starting' | 'ready' | 'closing' | 'gone' = 'starting';
+  /** When it became ready: a thread that dies soon after is not replaced in a tight loop. */
+  readySince: number | undefined;
   /** Why it is being stopped, for the log. */
   reason: string | undefined;
   /** The message it was stopped for: the others it held are not to blame, and are tried again elsewhere. */
   culprit: PoolJob | undefined;
-  readonly ready: Promise<Pipeline>;
-  settleStart!: (pipeline: Pipeline | Error) => void;
+  readonly ready: Promise<PipelineFacts>;
+  settleStart!: (facts: PipelineFacts | Error) => void;
 
   constructor(readonly worker: Worker) {
-    this.ready = new Promise((resolve, reject) => (this.settleStart = (p) => (p instanceof Error ? reject(p) : resolve(p))));
+    this.ready = new Promise((resolve, reject) => (this.settleStart = (facts) => (facts instanceof Error ? reject(facts) : resolve(facts))));
     this.ready.catch(() => undefined);
   }
 }
@@ -78,20 +85,21 @@ class PipelineThread {
  */
 export class PipelineThreads implements MessageWork {
   private readonly threads = new Set<PipelineThread>();
-  private pipeline: Pipeline = { checksRecipients: false, begins: false, plugins: [] };
+  private facts: PipelineFacts = { checksRecipients: false, begins: false, plugins: [] };
   private nextMessage = 1;
   private nextCall = 1;
   private openJobs = 0;
-  /** Waiting for a ready thread (all of them are being replaced). */
-  private waiting: (() => void)[] = [];
+  /** Calls waiting for a ready thread (all of them being replaced). */
+  private readonly waiting = new Set<() => void>();
+  private restartDelayMs = 0;
   private retiring = false;
   /** Set once the threads are being closed: nothing is dispatched any more. */
-  private closed: Promise<void> | undefined;
-  private readonly allClosed: Promise<void>;
-  private closedAll!: () => void;
+  private closing = false;
+  private readonly closed: Promise<void>;
+  private markClosed!: () => void;
 
   private constructor(private readonly options: ThreadPoolOptions) {
-    this.allClosed = new Promise((resolve) => (this.closedAll = resolve));
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
   }
 
   /** Starts the threads; rejects with the first one's reason when the plugins cannot be built. */
@@ -99,8 +107,8 @@ export class PipelineThreads implements MessageWork {
     const pool = new PipelineThreads(options);
     const threads = Array.from({ length: options.threads }, () => pool.spawn());
     try {
-      const [first] = await Promise.all(threads.map((thread) => thread.ready));
-      pool.pipeline = first as Pipeline;
+      const [first] = await Promise.all(threads.map((thread) => (thread as PipelineThread).ready));
+      pool.facts = first as PipelineFacts;
     } catch (err) {
       await pool.stop();
       throw err;
@@ -109,11 +117,16 @@ export class PipelineThreads implements MessageWork {
   }
 
   get checksRecipients(): boolean {
-    return this.pipeline.checksRecipients;
+    return this.facts.checksRecipients;
   }
 
   get plugins(): readonly string[] {
-    return this.pipeline.plugins;
+    return this.facts.plugins;
+  }
+
+  /** Threads ready to take work now (0 while all are being replaced: the health endpoint says so). */
+  get readyThreads(): number {
+    return [...this.threads].filter((thread) => thread.state === 'ready').length;
   }
 
   open(envelope: Envelope): MessageJob {
@@ -121,14 +134,19 @@ export class PipelineThreads implements MessageWork {
     return new PoolJob(this, this.nextMessage++, envelope);
   }
 
-  /** Takes no new messages; resolves once the ones it has are over and its threads have closed their plugins. */
-  retire(): Promise<void> {
+  /**
+   * Takes no new messages; resolves once the ones it has are over and its threads have closed their
+   * plugins — or, at the latest, `deadlineMs` from now: what is still running then gets the fallback.
+   */
+  retire(deadlineMs?: number): Promise<void> {
     this.retiring = true;
     if (this.openJobs === 0) this.closeThreads();
-    return this.allClosed;
+    else if (deadlineMs !== undefined) setTimeout(() => this.closeThreads(), deadlineMs).unref();
+    return this.closed;
   }
 
-  private spawn(): PipelineThread {
+  private spawn(): PipelineThread | undefined {
+    if (this.closing) return undefined;
     const worker = new Worker(ENTRY, { workerData: this.options.data, stdout: true, stderr: true });
     const thread = new PipelineThread(worker);
     this.threads.add(thread);
@@ -145,23 +163,26 @@ export class PipelineThreads implements MessageWork {
   private heard(thread: PipelineThread, message: FromThread): void {
     switch (message.type) {
       case 'ready':
-        thread.state = thread.state === 'starting' ? 'ready' : thread.state;
+        if (thread.state !== 'starting') return;
+        thread.state = 'ready';
+        thread.readySince = Date.now();
         thread.settleStart({ checksRecipients: message.checksRecipients, begins: message.begins, plugins: message.plugins });
-        for (const wake of this.waiting.splice(0)) wake();
+        for (const wake of [...this.waiting]) wake();
         return;
       case 'start-failed':
-        thread.reason = 'could not start';
         thread.settleStart(new Error(message.error));
-        void thread.worker.terminate();
+        this.stopThread(thread, `could not start: ${message.error}`);
         return;
       case 'result': {
-        for (const record of message.records) this.options.messageLog(record);
         const call = thread.calls.get(message.call);
         if (!call) return;
         thread.calls.delete(message.call);
         clearTimeout(call.graceTimer);
+        // Given up already (its time was up): the MTA had the fallback, so what its work logged does not count.
         if (call.settled) return;
         call.settled = true;
+        if (call.kind === 'run') call.job.records = message.records;
+        else for (const record of message.records) this.options.messageLog(record);
         if (message.ok) call.resolve(message.value);
         else call.reject(new FilterError(message.error.message, message.error.fields));
         return;
@@ -191,11 +212,10 @@ export class PipelineThreads implements MessageWork {
   }
 
   private exited(thread: PipelineThread, code: number): void {
-    const inService = thread.state === 'ready' || (thread.state === 'closing' && thread.reason !== undefined);
     thread.state = 'gone';
     this.threads.delete(thread);
-    thread.settleStart(new Error(thread.reason ?? `exited with code ${code}`));
     const reason = thread.reason ?? `exited with code ${code}`;
+    thread.settleStart(new Error(reason));
     let retried = 0;
     let failed = 0;
     for (const job of thread.jobs) if (job.thread === thread) job.thread = undefined;
@@ -204,31 +224,28 @@ export class PipelineThreads implements MessageWork {
       clearTimeout(call.graceTimer);
       if (call.settled) continue;
       const innocent = thread.culprit !== undefined && call.job !== thread.culprit;
-      if (innocent && call.attempts < MAX_ATTEMPTS && !call.signal?.aborted && !this.closed) {
+      if (innocent && call.attempts < MAX_ATTEMPTS && !call.signal?.aborted && !this.closing) {
         retried++;
-        void this.dispatch(call);
+        this.dispatch(call);
       } else {
         failed++;
-        call.settled = true;
-        call.reject(new FilterError(`pipeline thread ${reason}`, { queueId: call.job.envelope.queueId }));
+        this.fail(call, new FilterError(`pipeline thread ${reason}`, { queueId: call.job.envelope.queueId }));
       }
     }
     thread.calls.clear();
-    if (this.closed) return;
-    if (!inService) {
-      // A replacement that could not start: try again after a pause, not in a loop.
-      this.options.log('thread-start-failed', { reason, retryInMs: RESTART_DELAY_MS });
-      setTimeout(() => this.closed || this.spawn(), RESTART_DELAY_MS).unref();
-      return;
-    }
-    this.options.log('thread-restart', { reason, retried, failed });
-    this.spawn();
+    if (this.closing) return;
+    // At once after a thread that served a while; after a growing pause after one that did not start or soon died.
+    const healthy = thread.readySince !== undefined && Date.now() - thread.readySince >= HEALTHY_AFTER_MS;
+    this.restartDelayMs = healthy ? 0 : Math.min(Math.max(this.restartDelayMs * 2, RESTART_DELAYS_MS.first), RESTART_DELAYS_MS.most);
+    this.options.log(thread.readySince === undefined ? 'thread-start-failed' : 'thread-restart', { reason, retried, failed, restartInMs: this.restartDelayMs });
+    if (this.restartDelayMs === 0) void this.spawn();
+    else setTimeout(() => void this.spawn(), this.restartDelayMs).unref();
   }
 
   /** The least busy ready thread, waiting for one if all are being replaced. */
   private async pick(signal: AbortSignal | undefined): Promise<PipelineThread> {
     for (;;) {
-      if (this.closed) throw new FilterError('the pipeline threads are closed');
+      if (this.closing) throw new FilterError('the pipeline threads are closed');
       signal?.throwIfAborted();
       let best: PipelineThread | undefined;
       for (const thread of this.threads) {
@@ -237,76 +254,101 @@ export class PipelineThreads implements MessageWork {
       }
       if (best) return best;
       await new Promise<void>((resolve) => {
-        this.waiting.push(resolve);
-        signal?.addEventListener('abort', () => resolve(), { once: true });
+        const wake = (): void => {
+          this.waiting.delete(wake);
+          signal?.removeEventListener('abort', wake);
+          resolve();
+        };
+        this.waiting.add(wake);
+        signal?.addEventListener('abort', wake, { once: true });
       });
     }
   }
 
   /** The job's thread, binding it to one first (and starting its plugins' early work there, if it had begun). */
-  async bind(job: PoolJob, signal: AbortSignal | undefined): Promise<PipelineThread> {
-    if (job.thread?.state === 'ready') return job.thread;
-    const thread = await this.pick(signal);
-    job.thread?.jobs.delete(job);
-    job.thread = thread;
-    thread.jobs.add(job);
-    // Bound anew after its thread was lost: its early work starts again there.
-    if (job.begun) this.startEarlyWork(job, thread);
-    return thread;
+  bind(job: PoolJob, signal: AbortSignal | undefined): Promise<PipelineThread> {
+    if (job.thread?.state === 'ready') return Promise.resolve(job.thread);
+    // One binding at a time: an early `begin` and the end of message must not pick two threads.
+    job.binding ??= this.pick(signal)
+      .then((thread) => {
+        if (job.closed) throw new FilterError('the message is over');
+        job.thread?.jobs.delete(job);
+        job.thread = thread;
+        thread.jobs.add(job);
+        // Bound anew after its thread was lost: its early work starts again there.
+        if (job.begun) this.startEarlyWork(job, thread);
+        return thread;
+      })
+      .finally(() => (job.binding = undefined));
+    return job.binding;
   }
 
   /** The job's plugins' `begin`, in its thread; binds it first if need be. */
   begin(job: PoolJob): void {
-    if (!this.pipeline.begins) return;
+    if (!this.facts.begins) return;
     if (job.thread?.state === 'ready') this.startEarlyWork(job, job.thread);
-    else void this.bind(job, undefined).catch(() => undefined);
+    else this.bind(job, undefined).catch(() => undefined);
   }
 
   private startEarlyWork(job: PoolJob, thread: PipelineThread): void {
-    if (this.pipeline.begins) thread.worker.postMessage({ type: 'begin', id: job.id, envelope: job.envelope } satisfies ToThread);
+    if (this.facts.begins) thread.worker.postMessage({ type: 'begin', id: job.id, envelope: job.envelope } satisfies ToThread);
   }
 
   /** Sends a request for a job and waits for its answer; its time being up answers at once with the signal's reason. */
-  call<T>(job: PoolJob, request: Call['request'], signal: AbortSignal | undefined): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const call: Call = { job, request, signal, resolve: resolve as (value: unknown) => void, reject, settled: false, attempts: 0 };
-      void this.dispatch(call);
-    });
+  call<T>(job: PoolJob, kind: Call['kind'], request: Call['request'], signal: AbortSignal | undefined): Promise<T> {
+    return new Promise<T>((resolve, reject) => this.dispatch({ job, kind, request, signal, resolve: resolve as (value: unknown) => void, reject, settled: false, attempts: 0 }));
   }
 
-  private async dispatch(call: Call): Promise<void> {
-    let thread: PipelineThread;
-    try {
-      thread = await this.bind(call.job, call.signal);
-    } catch (err) {
-      call.settled = true;
-      call.reject(err instanceof Error ? err : new Error(String(err)));
-      return;
-    }
-    const id = this.nextCall++;
-    call.attempts++;
-    thread.calls.set(id, call);
-    const { message, transfer } = call.request(id);
-    thread.worker.postMessage(message, transfer);
-    if (message.type === 'run') call.job.ran = true;
-    if (call.signal?.aborted) this.overran(thread, id, call);
-    else call.signal?.addEventListener('abort', () => this.overran(thread, id, call), { once: true });
+  private fail(call: Call, err: Error): void {
+    if (call.settled) return;
+    call.settled = true;
+    call.reject(err);
   }
 
-  /** The time of a call is up: the caller has its answer (the fallback); the thread must show it is alive. */
+  /** Hands a call to its job's thread. Never throws: whatever goes wrong fails that call (the fallback). */
+  private dispatch(call: Call): void {
+    this.bind(call.job, call.signal).then(
+      (thread) => {
+        const id = this.nextCall++;
+        try {
+          const { message, transfer } = call.request(id);
+          call.attempts++;
+          thread.calls.set(id, call);
+          thread.worker.postMessage(message, transfer);
+          if (message.type === 'run') call.job.ran = true;
+        } catch (err) {
+          thread.calls.delete(id);
+          this.fail(call, new FilterError(`could not hand the message to its pipeline thread: ${errorText(err)}`, { queueId: call.job.envelope.queueId }));
+          return;
+        }
+        if (call.signal?.aborted) this.overran(thread, id, call);
+        else call.signal?.addEventListener('abort', () => this.overran(thread, id, call), { once: true });
+      },
+      (err: unknown) => this.fail(call, err instanceof Error ? err : new Error(String(err))),
+    );
+  }
+
+  /**
+   * A call was given up: its time is up, or its MTA has gone. The caller has its answer (the fallback)
+   * and the thread is asked to stop that work. Only when the time was up must the thread show it is
+   * alive: one that does not answer within graceMs is blocked by a plugin, and is replaced.
+   */
   private overran(thread: PipelineThread, id: number, call: Call): void {
     if (call.settled || thread.calls.get(id) !== call) return;
-    call.settled = true;
-    call.reject(call.signal?.reason instanceof Error ? call.signal.reason : new Error('aborted'));
+    const reason: unknown = call.signal?.reason;
+    this.fail(call, reason instanceof Error ? reason : new Error('aborted'));
     thread.worker.postMessage({ type: 'abort', call: id } satisfies ToThread);
+    if (!(reason instanceof HookTimeout)) return;
     call.graceTimer = setTimeout(() => {
       if (thread.calls.get(id) !== call) return;
       this.stopThread(thread, `did not answer within ${this.options.graceMs} ms (threadGraceMs) after the time of message ${call.job.envelope.queueId ?? `#${call.job.id}`} was up: a plugin blocks it`, call.job);
     }, this.options.graceMs);
   }
 
-  /** A job is over. */
-  released(job: PoolJob): void {
+  /** A job is over: what its thread holds of it goes, and its records are logged if its answer went out. */
+  released(job: PoolJob, answered: boolean): void {
+    if (answered) for (const record of job.records) this.options.messageLog(record);
+    job.records = [];
     if (job.thread && job.thread.state !== 'gone') {
       job.thread.jobs.delete(job);
       // A thread forgets a message once its end has run; only one that ended otherwise needs a word.
@@ -319,14 +361,16 @@ export class PipelineThreads implements MessageWork {
 
   /** Asks every thread to close its plugins, and stops those that take too long. */
   private closeThreads(): void {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
+    for (const wake of [...this.waiting]) wake();
     const threads = [...this.threads];
-    this.closed = Promise.all(
+    void Promise.all(
       threads.map(
         (thread) =>
           new Promise<void>((resolve) => {
-            thread.worker.once('exit', () => resolve());
             if (thread.state === 'gone') return resolve();
+            thread.worker.once('exit', () => resolve());
             const timer = setTimeout(() => void thread.worker.terminate(), CLOSE_TIMEOUT_MS);
             thread.worker.once('exit', () => clearTimeout(timer));
             if (thread.state === 'ready') thread.worker.postMessage({ type: 'close' } satisfies ToThread);
@@ -334,19 +378,18 @@ export class PipelineThreads implements MessageWork {
             thread.state = 'closing';
           }),
       ),
-    ).then(() => this.closedAll());
-    for (const wake of this.waiting.splice(0)) wake();
+    ).then(() => this.markClosed());
   }
 
   /** Stops at once (a pool that did not start). */
   private async stop(): Promise<void> {
     this.retiring = true;
-    this.closed ??= this.allClosed;
+    this.closing = true;
     await Promise.all([...this.threads].map((thread) => thread.worker.terminate()));
-    this.closedAll();
+    this.markClosed();
   }
 
-  /** Where oversize records go (no thread needed). */
+  /** Logs a message over the size limit (no thread needed). */
   logOversize(envelope: Envelope, size: number, action: OversizeAction): void {
     this.options.messageLog(oversizeRecord(envelope, size, action));
   }
@@ -355,10 +398,15 @@ export class PipelineThreads implements MessageWork {
 /** One message's steps, all through the thread it is bound to. */
 class PoolJob implements MessageJob {
   thread: PipelineThread | undefined;
+  /** A binding in progress. */
+  binding: Promise<PipelineThread> | undefined;
   begun = false;
   /** Its end of message was sent to its thread (which forgets the message once that is done). */
   ran = false;
-  private closed = false;
+  closed = false;
+  /** The message records its end of message logged, for when its answer has gone out. */
+  records: Record<string, unknown>[] = [];
+  private answeredOut = false;
 
   constructor(
     private readonly pool: PipelineThreads,
@@ -373,20 +421,27 @@ class PoolJob implements MessageJob {
   }
 
   recipient(recipient: string, signal: AbortSignal | undefined): Promise<RecipientResult> {
-    return this.pool.call<RecipientResult>(this, (call) => ({ message: { type: 'recipient', call, id: this.id, envelope: this.envelope, recipient }, transfer: [] }), signal);
+    return this.pool.call<RecipientResult>(this, 'recipient', (call) => ({ message: { type: 'recipient', call, id: this.id, envelope: this.envelope, recipient }, transfer: [] }), signal);
   }
 
-  async run({ header, body }: CollectedMessage, signal: AbortSignal): Promise<MessageOutcome> {
-    const complete = await body.complete();
+  async run({ header, body, recipientsChecked }: CollectedMessage, signal: AbortSignal): Promise<MessageOutcome> {
+    // A disk that stalls while the last of a spilled body is written must not hold the message past its time.
+    const complete = await Promise.race([body.complete(), new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))]);
+    const checkRecipients = !recipientsChecked && this.pool.checksRecipients;
     return this.pool.call<MessageOutcome>(
       this,
+      'run',
       (call) => {
-        if ('file' in complete) return { message: { type: 'run', call, id: this.id, envelope: this.envelope, message: { header: new Uint8Array(header), file: complete.file } }, transfer: [] };
+        if ('file' in complete) return { message: { type: 'run', call, id: this.id, envelope: this.envelope, checkRecipients, message: { header: new Uint8Array(header), file: complete.file } }, transfer: [] };
         const bytes = joinUnshared([header, ...complete.chunks]);
-        return { message: { type: 'run', call, id: this.id, envelope: this.envelope, message: { bytes: bytes.buffer as ArrayBuffer, headerLength: header.length } }, transfer: [bytes.buffer as ArrayBuffer] };
+        return { message: { type: 'run', call, id: this.id, envelope: this.envelope, checkRecipients, message: { bytes: bytes.buffer as ArrayBuffer, headerLength: header.length } }, transfer: [bytes.buffer as ArrayBuffer] };
       },
       signal,
     );
+  }
+
+  answered(): void {
+    this.answeredOut = true;
   }
 
   oversize(size: number, action: OversizeAction): void {
@@ -396,6 +451,6 @@ class PoolJob implements MessageJob {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.pool.released(this);
+    this.pool.released(this, this.answeredOut);
   }
 }

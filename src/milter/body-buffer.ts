@@ -47,7 +47,7 @@ export interface BodyBufferOptions {
 }
 
 /** A complete body: its chunks, or the file it was spilled to (which stays until `discard`). */
-export type CompleteBody = { chunks: Buffer[] } | { file: string; size: number };
+export type CompleteBody = { chunks: Buffer[] } | { file: string };
 
 /**
  * A message body as the MTA sends it, in chunks: kept in memory up to a threshold (and while the
@@ -71,11 +71,6 @@ export class BodyBuffer {
 
   get size(): number {
     return this.bytes;
-  }
-
-  /** Whether the body went to a temporary file. */
-  get spilled(): boolean {
-    return this.file !== undefined;
   }
 
   /**
@@ -129,7 +124,7 @@ export class BodyBuffer {
       file.ended = true;
       await new Promise<void>((resolve, reject) => file.stream.end((err?: Error | null) => (err ? reject(err) : resolve())));
     }
-    return { file: file.path, size: this.bytes };
+    return { file: file.path };
   }
 
   /** The whole body as blocks; the buffer is empty afterwards (a spilled body's file is gone). */

@@ -41,6 +41,9 @@ const MAIL_MACROS = ['{client_addr}', '{client_name}', 's', 'i'] as const;
 
 /** What the adapter holds of the message in progress. */
 interface MessageInProgress {
+  /** The limits it was begun under. */
+  maxMessageBytes: number;
+  oversizeAction: OversizeAction;
   headers: [string, Buffer][];
   body: BodyBuffer;
   envelope: Envelope;
@@ -60,6 +63,7 @@ export function transformWork(transform: MessageTransform): MessageWork {
       recipient: (recipient) => transform.recipient?.(envelope, recipient),
       // A spilled body is read once, and its file is gone before the transform runs.
       run: async ({ header, body }: CollectedMessage, signal) => transformMessage([header, ...(await body.take())], envelope, transform, signal),
+      answered: () => {},
       oversize: (size, action) => transform.oversize?.(envelope, size, action),
       close: () => {},
     }),
@@ -68,26 +72,35 @@ export function transformWork(transform: MessageTransform): MessageWork {
 
 /**
  * A milter filter that hands whole messages to `work`: a transform (run in this thread), or a
- * MessageWork of one's own (the daemon's runs in worker threads).
+ * MessageWork of one's own (the daemon's runs in worker threads). `options` may be a function: it is
+ * asked again for each message (a reloaded configuration applies from the next message).
  */
-export function messageFilter(work: MessageTransform | MessageWork, options: AdapterOptions = {}): FilterFactory {
+export function messageFilter(work: MessageTransform | MessageWork, options: AdapterOptions | (() => AdapterOptions) = {}): FilterFactory {
   const source: MessageWork = typeof work === 'function' ? transformWork(work) : work;
-  const maxMessageBytes = options.maxMessageBytes ?? ADAPTER_DEFAULTS.maxMessageBytes;
-  const oversizeAction = options.oversizeAction ?? ADAPTER_DEFAULTS.oversizeAction;
-  const bodyOptions = { thresholdBytes: options.memoryThresholdBytes ?? ADAPTER_DEFAULTS.memoryThresholdBytes, directory: options.temporaryDirectory, budget: options.memoryBudget };
+  const optionsNow = typeof options === 'function' ? options : () => options;
   return (context): MilterFilter => {
     // One per message, never reused: an end of message that outlives its timeout (the MTA has had the
     // fallback and gone on to the next message) keeps working on its own body and envelope.
     let message: MessageInProgress | undefined;
     const checksRecipients = source.checksRecipients;
     const begin = (sender: string): MessageInProgress => {
+      const options = optionsNow();
       const envelope: Envelope = { sender, recipients: [], client: { address: context.macro('{client_addr}'), helo: context.macro('s') }, queueId: context.macro('i') };
-      return { headers: [], body: new BodyBuffer(bodyOptions), envelope, job: source.open(envelope), size: 0, oversize: false };
+      return {
+        maxMessageBytes: options.maxMessageBytes ?? ADAPTER_DEFAULTS.maxMessageBytes,
+        oversizeAction: options.oversizeAction ?? ADAPTER_DEFAULTS.oversizeAction,
+        headers: [],
+        body: new BodyBuffer({ thresholdBytes: options.memoryThresholdBytes ?? ADAPTER_DEFAULTS.memoryThresholdBytes, directory: options.temporaryDirectory, budget: options.memoryBudget }),
+        envelope,
+        job: source.open(envelope),
+        size: 0,
+        oversize: false,
+      };
     };
     /** Adds to the message's size; the first time it passes the limit, drops what was kept. */
     const count = (m: MessageInProgress, bytes: number): void | Promise<void> => {
       m.size += bytes;
-      if (m.oversize || m.size <= maxMessageBytes) return;
+      if (m.oversize || m.size <= m.maxMessageBytes) return;
       m.oversize = true;
       m.headers = [];
       return m.body.discard();
@@ -149,11 +162,13 @@ export function messageFilter(work: MessageTransform | MessageWork, options: Ada
         m.envelope.queueId = context.macro('i') ?? m.envelope.queueId;
         try {
           if (m.oversize) {
-            m.job.oversize(m.size, oversizeAction);
-            return oversizeAction === 'accept' ? 'continue' : { reply: OVERSIZE_REPLY };
+            m.job.oversize(m.size, m.oversizeAction);
+            return m.oversizeAction === 'accept' ? 'continue' : { reply: OVERSIZE_REPLY };
           }
-          const outcome = await m.job.run({ header: headerBlock(m.headers), body: m.body }, signal);
+          const outcome = await m.job.run({ header: headerBlock(m.headers), body: m.body, recipientsChecked: checksRecipients }, signal);
           applyEdits(outcome.edits, changes);
+          // Not when the time ran out meanwhile: the MTA has the fallback, and that is what counts.
+          if (!signal.aborted) m.job.answered();
           return outcome.verdict;
         } finally {
           await finish(m);

@@ -63,6 +63,12 @@ export interface CollectedMessage {
   header: Buffer;
   /** The body; the adapter discards it once the work is done. */
   body: BodyBuffer;
+  /**
+   * Whether its recipients were checked at RCPT. Not when the connection was made before the work began
+   * to check recipients (a reloaded configuration): the work then checks them at the end, and a refusal
+   * refuses the whole message, never lets it through unchecked.
+   */
+  recipientsChecked: boolean;
 }
 
 /**
@@ -83,6 +89,8 @@ export interface MessageJob {
   recipient(recipient: string, signal: AbortSignal | undefined): RecipientResult | Promise<RecipientResult>;
   /** End of message; rejects with the reason when the work failed (the session gives the fallback). */
   run(message: CollectedMessage, signal: AbortSignal): Promise<MessageOutcome>;
+  /** The outcome `run` gave goes to the MTA as it is (in time, its changes accepted): the moment to log it. */
+  answered(): void;
   /** The message was over maxMessageBytes and answered without any work (MessageTransform.oversize). */
   oversize(size: number, action: OversizeAction): void;
   /** The message is over (answered, aborted, its connection gone): whatever the job holds goes. */

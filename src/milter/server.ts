@@ -20,7 +20,10 @@ export function parseListenSpec(spec: string): ListenSpec {
   return { kind: 'tcp', port, host: host.replace(/^\[(.*)\]$/, '$1') };
 }
 
-/** What a connection is served with; `MilterServer.update` changes it for connections made afterwards. */
+/**
+ * What a connection is served with. `MilterServer.update` changes it: the session options (fallback, time
+ * limits) from the next message on every connection, the rest for connections made afterwards.
+ */
 export interface ConnectionSettings extends Partial<SessionOptions> {
   filter: FilterFactory;
   /** Largest packet accepted from the MTA (Postfix sends headers up to 100 KB). Default 1 MiB. */
@@ -71,7 +74,7 @@ export interface MilterServer {
   readonly address: { port: number; host: string } | { path: string };
   /** Stops listening, lets messages in flight finish (within the grace period), then closes. */
   close(): Promise<void>;
-  /** New settings for the connections made from now on (a reloaded configuration); those open keep theirs. */
+  /** New settings (a reloaded configuration): see ConnectionSettings for when each applies. */
   update(settings: ConnectionSettings): void;
   readonly connections: number;
 }
@@ -139,16 +142,16 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
 
   const isIdle = (c: Connection): boolean => !c.session.busy && c.queued === 0 && c.reader.buffered === 0;
   /** Closes a connection for a reason of the server's own, with a log line that says which limit. */
-  const closeFor = (c: Connection, log: SessionOptions['log'], reason: string, limit: string): void => {
+  const closeFor = (c: Connection, log: SessionOptions['log'], reason: string, limit: string, facts: Record<string, unknown> = {}): void => {
     connections.delete(c);
-    log('connection-closed', { reason, limit });
+    log('connection-closed', { reason, limit, ...facts });
     c.socket.destroy();
   };
 
   const server: Server = createServer((socket) => {
-    // The settings when the connection was made are its settings for good.
-    const { filter, maxPacketSize, idleTimeoutMs, negotiationTimeoutMs, frameTimeoutMs, maxConnections, session: sessionOptions } = settings;
-    const log = sessionOptions.log;
+    // The settings when the connection was made are its settings, but for the session's (per message).
+    const { filter, maxPacketSize, idleTimeoutMs, negotiationTimeoutMs, frameTimeoutMs, maxConnections } = settings;
+    const log = settings.session.log;
     // Counted here, not with server.maxConnections: under node:cluster a worker at that limit hands the
     // connection back to the primary, which passes it on to another worker, for ever when all are full.
     if (connections.size >= maxConnections) {
@@ -159,11 +162,12 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
         socket.destroy();
         return;
       }
-      closeFor(oldest, log, 'idle, to make room for a new connection', 'maxConnections');
+      // Between messages, but maybe a live SMTP session: its next message gets the MTA's default action.
+      closeFor(oldest, log, `no message in progress for ${Date.now() - oldest.lastActive} ms: closed to make room for a new connection`, 'maxConnections', { client: oldest.session.macro('{client_addr}') });
     }
     if (spec.kind === 'tcp') socket.setNoDelay(true);
     const reader = new FrameReader(maxPacketSize);
-    const session = new MilterSession(filter, sessionOptions, (frames) => {
+    const session = new MilterSession(filter, () => settings.session, (frames) => {
       // Corked: the frames of one answer leave in one system call (each write would wake the MTA).
       socket.cork();
       for (const frame of frames) socket.write(frame);

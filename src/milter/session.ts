@@ -76,7 +76,10 @@ const CHANGE_ACTIONS: Readonly<Record<keyof ChangeSet, number>> = {
 };
 const REPLY = /^([45])\d\d(?:[ -]|$)/;
 
-class Timeout extends Error {}
+/** A hook's time ran out: what its AbortSignal is aborted with then (a closed connection aborts it with another reason). */
+export class HookTimeout extends Error {
+  override name = 'HookTimeout';
+}
 
 /** Collects a filter's end-of-message changes, checked against what was negotiated. */
 class CollectedChanges implements ChangeSet {
@@ -161,13 +164,19 @@ class CollectedChanges implements ChangeSet {
   }
 }
 
+/** A custom reply as it goes to the MTA: CRLF between lines; throws when it is no SMTP reply. Its class: 4 or 5. */
+export function smtpReply(text: string): { reply: string; replyClass: '4' | '5' } {
+  const reply = text.replace(/\r?\n/g, '\r\n');
+  const code = REPLY.exec(reply);
+  if (!code || /[\r\n](?![\n\d])/.test(reply.replace(/\r\n/g, ''))) throw new Error(`invalid SMTP reply "${text}"`);
+  return { reply, replyClass: code[1] as '4' | '5' };
+}
+
 function verdictResponse(verdict: Verdict | void): MilterResponse {
   if (verdict === undefined || verdict === 'continue') return { type: 'continue' };
   if (typeof verdict === 'string') return { type: verdict };
-  const reply = verdict.reply.replace(/\r?\n/g, '\r\n');
-  if (!REPLY.test(reply) || /[\r\n](?![\n\d])/.test(reply.replace(/\r\n/g, ''))) throw new Error(`invalid SMTP reply "${verdict.reply}"`);
   // Sendmail reads the text as a printf format: a lone % must be doubled.
-  return { type: 'replycode', reply: reply.replace(/%/g, '%%') };
+  return { type: 'replycode', reply: smtpReply(verdict.reply).reply.replace(/%/g, '%%') };
 }
 
 /**
@@ -177,7 +186,9 @@ function verdictResponse(verdict: Verdict | void): MilterResponse {
  */
 export class MilterSession {
   private filter: MilterFilter;
-  private readonly options: SessionOptions;
+  /** The options in force: those of the message in progress, taken when it began. */
+  private options: SessionOptions;
+  private readonly optionsNow: () => SessionOptions;
   /** Writes frames; several at once go out together (one write for the whole end-of-message answer). */
   private readonly send: (frames: Buffer[]) => void;
   private readonly macros = new Map<number, Map<string, string>>();
@@ -202,27 +213,32 @@ export class MilterSession {
   private gone = false;
   private readonly factory: FilterFactory;
 
-  constructor(factory: FilterFactory, options: SessionOptions, send: (frames: Buffer[]) => void) {
+  /**
+   * `options` may be a function: it is asked again as each message begins, so that a reloaded
+   * configuration (fallback, time limits) applies from the next message on a connection already open.
+   */
+  constructor(factory: FilterFactory, options: SessionOptions | (() => SessionOptions), send: (frames: Buffer[]) => void) {
     this.factory = factory;
-    this.options = options;
+    this.optionsNow = typeof options === 'function' ? options : () => options;
+    this.options = this.optionsNow();
     this.send = send;
     this.filter = factory(this.context());
   }
 
   private context(): MilterContext {
-    return {
-      macro: (name) => {
-        const keys = name.startsWith('{') ? [name, name.slice(1, -1)] : [name, `{${name}}`];
-        // The latest stage wins (libmilter searches backwards).
-        for (const stage of [...this.macros.keys()].reverse()) {
-          for (const key of keys) {
-            const value = this.macros.get(stage)?.get(key);
-            if (value !== undefined) return value;
-          }
-        }
-        return undefined;
-      },
-    };
+    return { macro: (name) => this.macro(name) };
+  }
+
+  /** A macro by name, with or without braces ("i", "{auth_authen}"): the latest stage's wins, as libmilter searches backwards. */
+  macro(name: string): string | undefined {
+    const keys = name.startsWith('{') ? [name, name.slice(1, -1)] : [name, `{${name}}`];
+    for (const stage of [...this.macros.keys()].reverse()) {
+      for (const key of keys) {
+        const value = this.macros.get(stage)?.get(key);
+        if (value !== undefined) return value;
+      }
+    }
+    return undefined;
   }
 
   private respond(response: MilterResponse): void {
@@ -242,7 +258,7 @@ export class MilterSession {
   private async run<T>(stage: string, timeoutMs: number, hook: () => T | PromiseLike<T>, controller?: AbortController, keepAlive = false): Promise<{ failed: false; value: T } | { failed: true }> {
     const failed = (err: unknown): { failed: true } => {
       const facts = err instanceof FilterError ? err.fields : {};
-      this.options.log('filter-error', { stage, ...facts, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
+      this.options.log('filter-error', { ...facts, stage, error: err instanceof Error ? err.message : String(err), fallback: this.options.fallback });
       return { failed: true };
     };
     // Aborted before it starts when the MTA is already gone (an end of message that was still queued).
@@ -263,7 +279,7 @@ export class MilterSession {
         answer,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => {
-            const timeout = new Timeout(`${stage} took longer than ${timeoutMs} ms`);
+            const timeout = new HookTimeout(`${stage} took longer than ${timeoutMs} ms`);
             controller?.abort(timeout);
             reject(timeout);
           }, timeoutMs);
@@ -313,9 +329,15 @@ export class MilterSession {
   }
 
   /** A stage's verdict: the response, and whether it ends the message (no more hooks until the next one). */
+  /** A message begins (with its first event: MAIL may have been negotiated away), under the options in force now. */
+  private enterMessage(): void {
+    if (this.inMessage) return;
+    this.options = this.optionsNow();
+    this.inMessage = true;
+  }
+
   private async stage(name: NoReplyStage, hook: (() => Verdict | void | Promise<Verdict | void>) | undefined, scope: 'connection' | 'message' | 'recipient', silent = false, controller?: AbortController): Promise<void> {
-    // Any message event begins a message (MAIL may have been negotiated away).
-    if (scope !== 'connection') this.inMessage = true;
+    if (scope !== 'connection') this.enterMessage();
     // Silent: a piece of a packet, answered (when the MTA waits) with its last piece.
     const answered = !silent && (this.noReply & NO_REPLY_BITS[name]) === 0;
     if (this.messageDone && scope !== 'connection') {
@@ -434,7 +456,7 @@ export class MilterSession {
       case 'body':
         return this.stage('body', f.body && (() => f.body?.call(f, command.chunk)), 'message', frame.continued === true);
       case 'eom':
-        this.inMessage = true;
+        this.enterMessage();
         if (command.chunk.length > 0 && f.body && !this.messageDone && !this.pending) {
           const outcome = await this.run('body', this.options.hookTimeoutMs, () => f.body?.call(f, command.chunk));
           if (outcome.failed) this.pending = { verdict: this.options.fallback, scope: 'message' };

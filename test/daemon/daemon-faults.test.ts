@@ -1,8 +1,11 @@
-import { readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
-import { startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
+import { Command } from '../../src/milter/protocol.js';
+import { startDaemon, startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
+import { POSTFIX_OFFER, rawPeer, sendOn, sendOverMilter } from '../support/milter-client.js';
 import { sendMessage, smtpDialogue } from '../support/smtp-client.js';
 import { dangerousMessage } from '../support/test-messages.js';
 
@@ -78,7 +81,7 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
 
   it('a throw after its message was answered is logged, and nothing else happens', async () => {
     expect(await sendMessage(setup.postfix.port, faulty('late-throw', 'late'))).toMatch(/^250 /);
-    expect(await setup.daemon.waitFor((l) => l.event === 'filter-error' && /long after/.test(String(l.error)))).toMatchObject({ plugin: 'faults', note: 'after its message was answered: nothing to fail' });
+    expect(await setup.daemon.waitFor((l) => l.event === 'plugin-error' && /long after/.test(String(l.error)))).toMatchObject({ plugin: 'faults', note: 'after its message was answered: nothing to fail' });
   });
 
   it('a CPU-bound plugin (3 s, never yielding) stalls no other connection; at eomTimeoutMs its message is tempfailed and its thread replaced', async () => {
@@ -120,4 +123,68 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
     for (const message of delivered) expect([...message.walk()].map((p) => p.filename).filter(Boolean)).toEqual(['WARNING.txt']);
     expect(setup.daemon.process.exitCode).toBe(null);
   });
+});
+
+describe('milterkit milter: one pipeline thread, faults beside legitimate work', () => {
+  /** A daemon on a loopback port with the fault plugin and a single thread, its health address, and a way to ask it. */
+  async function oneThread(extra: Record<string, unknown> = {}) {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-one-thread-'));
+    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', threads: 1, health: '127.0.0.1:0', statsIntervalSeconds: 0, pipeline: [{ plugin: 'module', path: resolve('test/support/fault-plugin.mjs') }], ...extra }));
+    const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')]);
+    const listening = daemon.lines.find((l) => l.event === 'listening') as { address: { port: number }; health: { port: number } };
+    return {
+      daemon,
+      port: listening.address.port,
+      health: async () => {
+        const response = await fetch(`http://127.0.0.1:${listening.health.port}/health`);
+        return { code: response.status, body: (await response.json()) as Record<string, unknown> };
+      },
+      async stop() {
+        expect(await daemon.stop()).toBe(0);
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  it('an MTA that hangs up beside a busy thread costs that thread nothing: the busy message is answered', async () => {
+    const d = await oneThread({ threadGraceMs: 200 });
+    const [busy, quitter] = [await rawPeer({ port: d.port }), await rawPeer({ port: d.port })];
+    try {
+      for (const peer of [busy, quitter]) {
+        peer.socket.write(POSTFIX_OFFER);
+        await peer.replied(1);
+      }
+      // The fault plugin checks recipients: the MTA waits at RCPT too.
+      const answered = sendOn(busy, { subject: 'busy 1500', rcptAnswered: true });
+      await new Promise((r) => setTimeout(r, 200));
+      // Its message waits behind the busy one in the only thread; then its MTA goes away.
+      quitter.send(Command.MAIL, '<a@example.com>\0');
+      quitter.send(Command.BODYEOB);
+      await new Promise((r) => setTimeout(r, 100));
+      quitter.socket.destroy();
+      expect(await answered).toEqual(['c', 'c']);
+      expect(d.daemon.lines.find((l) => l.event === 'message')).toMatchObject({ verdict: 'clean', busy: 1500 });
+      expect(d.daemon.lines.filter((l) => l.event === 'thread-restart')).toEqual([]);
+    } finally {
+      busy.socket.destroy();
+      await d.stop();
+    }
+  }, 30_000);
+
+  it('while no thread is ready the health endpoint says so (503), and mail waits for the new one', async () => {
+    const d = await oneThread();
+    try {
+      expect((await d.health()).code).toBe(200);
+      // The thread ends itself; it served under 10 s, so its replacement comes after a pause.
+      expect((await sendOverMilter({ port: d.port }, 'exit', { rcptAnswered: true })).at(-1)).toBe('t');
+      const restart = await d.daemon.waitFor((l) => l.event === 'thread-restart');
+      expect(restart).toMatchObject({ reason: 'exited with code 3', restartInMs: 1000 });
+      expect(await d.health()).toMatchObject({ code: 503, body: { status: 'no pipeline threads', pipelineThreads: 0 } });
+      // A message meanwhile waits for the replacement rather than failing.
+      expect(await sendOverMilter({ port: d.port }, 'fine', { rcptAnswered: true })).toEqual(['O', 'c', 'c']);
+      expect(await d.health()).toMatchObject({ code: 200, body: { status: 'ok', pipelineThreads: 1, threadRestarts: 1 } });
+    } finally {
+      await d.stop();
+    }
+  }, 30_000);
 });

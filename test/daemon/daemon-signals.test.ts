@@ -1,11 +1,12 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
 import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
 import { startDaemon, startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
-import { sendOverMilter } from '../support/milter-client.js';
+import { Command } from '../../src/milter/protocol.js';
+import { POSTFIX_OFFER, rawPeer, sendOn, sendOverMilter } from '../support/milter-client.js';
 import { sendMessage } from '../support/smtp-client.js';
 import { dangerousMessage } from '../support/test-messages.js';
 
@@ -188,4 +189,93 @@ describe('milterkit milter --workers: SIGHUP through the primary', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+describe('milterkit milter: a reload and the connections and messages already there', () => {
+  const refuser = 'export default () => ({ name: "gate", check: () => ({ action: "accept" }), recipient: (envelope, rcpt) => (rcpt.includes("blocked") ? { action: "reject", reply: "550 5.7.1 not that one" } : undefined) });\n';
+
+  it('a recipient check added by a reload still applies on a connection made before it: at the end, to the whole message', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-reload-rcpt-'));
+    const file = join(dir, 'milterkit.json');
+    writeFileSync(join(dir, 'gate.mjs'), refuser);
+    writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1, pipeline: [{ plugin: 'defang' }] }));
+    const daemon = await startDaemon(['--config', file]);
+    const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+    const old = await rawPeer({ port });
+    try {
+      // Negotiated without recipient checks: the MTA does not wait at RCPT on this connection.
+      old.socket.write(POSTFIX_OFFER);
+      await old.replied(1);
+      writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1, pipeline: [{ plugin: 'module', path: './gate.mjs' }, { plugin: 'defang' }] }));
+      daemon.process.kill('SIGHUP');
+      await daemon.waitFor((l) => l.event === 'reloaded');
+      expect(await sendOn(old, { subject: 'to a blocked one', recipients: ['ok@example.org', 'blocked@example.org'] })).toEqual(['y']);
+      expect(old.frames.at(-1)?.data.toString('latin1')).toBe('550 5.7.1 not that one\0');
+      expect(await sendOn(old, { subject: 'to fine ones', recipients: ['ok@example.org'] })).toEqual(['c']);
+      // A connection made after it is asked at RCPT, recipient by recipient.
+      const fresh = await rawPeer({ port });
+      fresh.socket.write(POSTFIX_OFFER);
+      await fresh.replied(1);
+      expect(await sendOn(fresh, { subject: 'to both', recipients: ['ok@example.org', 'blocked@example.org'], rcptAnswered: true })).toEqual(['c', 'y', 'c']);
+      fresh.socket.destroy();
+    } finally {
+      old.socket.destroy();
+      expect(await daemon.stop()).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('a message whose body was spilled keeps its file across a reload and is filtered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-reload-spill-'));
+    const file = join(dir, 'milterkit.json');
+    writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, memoryThresholdBytes: 1024, temporaryDirectory: join(dir, 'bodies') }));
+    const daemon = await startDaemon(['--config', file]);
+    const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+    const peer = await rawPeer({ port });
+    try {
+      peer.socket.write(POSTFIX_OFFER);
+      await peer.replied(1);
+      peer.send(Command.MAIL, '<a@example.com>\0');
+      peer.send(Command.RCPT, '<b@example.org>\0');
+      peer.send(Command.HEADER, 'Subject\0 big\0');
+      peer.send(Command.BODY, 'x'.repeat(10_000) + '\r\n');
+      for (let i = 0; i < 100 && readdirSync(join(dir, 'bodies')).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(readdirSync(join(dir, 'bodies'))).toHaveLength(1);
+      daemon.process.kill('SIGHUP');
+      await daemon.waitFor((l) => l.event === 'reloaded');
+      expect(readdirSync(join(dir, 'bodies'))).toHaveLength(1);
+      peer.send(Command.BODYEOB);
+      await peer.replied(2);
+      expect(peer.replies).toEqual(['O', 'c']);
+      expect(daemon.lines.filter((l) => l.event === 'filter-error')).toEqual([]);
+    } finally {
+      peer.socket.destroy();
+      expect(await daemon.stop()).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('a SIGHUP while a cluster is starting is heard and acted on, never fatal', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-hup-start-'));
+    const file = join(dir, 'milterkit.json');
+    // A plugin slow to build: the primary is still checking it when the signal comes.
+    writeFileSync(join(dir, 'slow.mjs'), 'await new Promise((resolve) => setTimeout(resolve, 1500));\nexport default () => ({ name: "slow", check: () => ({ action: "accept" }) });\n');
+    writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', workers: 2, threads: 1, statsIntervalSeconds: 0, pipeline: [{ plugin: 'module', path: './slow.mjs' }] }));
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, 'dist/cli/main.js', 'milter', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      child.kill('SIGHUP');
+      for (let i = 0; i < 200 && (out.match(/"event":"listening"/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      expect((out.match(/"event":"listening"/g) ?? []).length).toBe(2);
+      expect(out).toContain('"event":"reload"');
+      expect(out).not.toContain('"fatal"');
+    } finally {
+      child.kill('SIGTERM');
+      expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });

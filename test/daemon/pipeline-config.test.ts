@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { buildPipeline, messageFilter, parseMessage, pipeline, runMilter, validateConfig, type MilterPlugin } from '../../src/index.js';
+import { buildPipeline, FilterError, messageFilter, parseMessage, pipeline, runMilter, validateConfig, type MilterPlugin } from '../../src/index.js';
 import { checkConfig, DEFAULT_CONFIG } from '../../src/daemon/config.js';
 
 const input = { message: Buffer.from('From: a@example.com\r\nSubject: hi\r\n\r\nText.\r\n'), sender: 'a@example.com', recipients: ['b@example.org'] };
@@ -68,6 +68,13 @@ describe('pipeline: plugin answers are checked at run time (plugins are plain Ja
     expect((await runMilter(messageFilter(pipeline([answering({ action: 'quarantine' })], () => {})), input)).quarantine).toBe('held by plugin odd');
     const refused = await runMilter(messageFilter(pipeline([answering({ action: 'reject', reply: '554-5.7.1 first\r\n554 5.7.1 second' })], () => {})), input);
     expect(refused).toMatchObject({ verdict: 'reject', reply: '554-5.7.1 first\r\n554 5.7.1 second' });
+  });
+
+  it('a FilterError a plugin throws itself keeps its fields, but cannot rename the plugin or the stage', async () => {
+    const sly: MilterPlugin = { name: 'sly', check: () => { throw new FilterError('my own words', { plugin: 'someone-else', stage: 'connect', detail: 42 }); } };
+    const result = await runMilter(messageFilter(pipeline([sly], () => {})), input);
+    expect(result.verdict).toBe('tempfail');
+    expect(result.log).toEqual([expect.objectContaining({ event: 'filter-error', stage: 'eom', plugin: 'sly', detail: 42, error: 'plugin sly: check failed: my own words' })]);
   });
 
   it('a recipient check of the wrong shape tempfails that recipient, never lets it through', async () => {

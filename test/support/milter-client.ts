@@ -54,22 +54,36 @@ export async function rawPeer(target: { port: number } | { path: string }): Prom
   };
 }
 
+/** The letters of verdict replies (accept, continue, discard, reject, tempfail, custom reply). */
+const VERDICTS = 'acdrty';
+
 /**
- * A whole message over a raw connection, as an MTA sends it to a milter that takes every stage without
- * answering (the daemon's adapter): resolves with the reply letters once the end-of-message verdict came.
+ * One whole message over a connection that has negotiated, as an MTA sends it to a milter that takes
+ * MAIL, RCPT (unless it checks recipients), headers and body without answering (the daemon's adapter).
+ * Resolves with the replies that came for it once its end-of-message verdict did.
  */
-export async function sendOverMilter(target: { port: number } | { path: string }, subject: string): Promise<string[]> {
+export async function sendOn(peer: RawMilterPeer, message: { subject: string; recipients?: string[]; body?: string; rcptAnswered?: boolean }): Promise<string[]> {
+  const from = peer.replies.length;
+  const recipients = message.recipients ?? ['b@example.org'];
+  // Where the milter answers each RCPT, those answers come before the one at end of message.
+  const verdicts = message.rcptAnswered ? recipients.length + 1 : 1;
+  peer.send(Command.MAIL, '<a@example.com>\0');
+  for (const recipient of recipients) peer.send(Command.RCPT, `<${recipient}>\0`);
+  peer.send(Command.HEADER, `Subject\0 ${message.subject}\0`);
+  peer.send(Command.BODY, message.body ?? 'Hello.\r\n');
+  peer.send(Command.BODYEOB);
+  const deadline = Date.now() + 10_000;
+  while (peer.replies.slice(from).filter((r) => VERDICTS.includes(r)).length < verdicts && Date.now() < deadline && !peer.socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 10));
+  return peer.replies.slice(from);
+}
+
+/** A whole message on a connection of its own (see sendOn): the replies, negotiation's first. */
+export async function sendOverMilter(target: { port: number } | { path: string }, subject: string, options: { rcptAnswered?: boolean } = {}): Promise<string[]> {
   const peer = await rawPeer(target);
   try {
     peer.socket.write(POSTFIX_OFFER);
-    peer.send(Command.MAIL, '<a@example.com>\0');
-    peer.send(Command.RCPT, '<b@example.org>\0');
-    peer.send(Command.HEADER, `Subject\0 ${subject}\0`);
-    peer.send(Command.BODY, 'Hello.\r\n');
-    peer.send(Command.BODYEOB);
-    const deadline = Date.now() + 10_000;
-    while (!peer.replies.slice(1).some((r) => 'acdrty'.includes(r)) && Date.now() < deadline && !peer.socket.destroyed) await new Promise((resolve) => setTimeout(resolve, 10));
-    return peer.replies;
+    await peer.replied(1);
+    return ['O', ...(await sendOn(peer, { subject, ...options }))];
   } finally {
     peer.socket.destroy();
   }

@@ -5,6 +5,7 @@ import { decideDsn } from '../../dsn/suppression.js';
 import type { TemplateName } from '../../dsn/templates.js';
 import { routedResolver } from '../../smtp/routed-resolver.js';
 import type { MilterPlugin } from '../pipeline.js';
+import { errorText } from '../error-text.js';
 
 /** Where a notice is logged: one `notice` line per notice sent, refused or failed. */
 export type NoticeLog = (fields: Record<string, unknown>) => void;
@@ -59,11 +60,11 @@ export function notifyPlugin(options: NotifyPluginOptions, log: NoticeLog): Milt
         dsn = createDsn({ original: message, reportingMta, recipients, envelope: dsnEnvelope, template: options.template ?? 'defang', variables: { defangReport: String(state.fields.defang ?? state.quarantine) } });
       } catch (err) {
         // A notice that cannot be made must not hold up the message it is about.
-        return { action: 'accept', log: { notice: `not sent (${err instanceof Error ? err.message : String(err)})` } };
+        return { action: 'accept', log: { notice: `not sent (${errorText(err)})` } };
       }
       const sending = sendDsn(dsn, { ...send, to: envelope.sender }).then(
         (result) => log({ queueId: envelope.queueId, to: envelope.sender, status: result.status, response: result.response }),
-        (err: unknown) => log({ queueId: envelope.queueId, to: envelope.sender, status: 'error', response: err instanceof Error ? err.message : String(err) }),
+        (err: unknown) => log({ queueId: envelope.queueId, to: envelope.sender, status: 'error', response: errorText(err) }),
       );
       inFlight.add(sending);
       void sending.finally(() => inFlight.delete(sending));
