@@ -43,8 +43,8 @@ async function clusterStats(): Promise<StatsSnapshot> {
 }
 
 /** Builds a configuration's plugins once, in a thread of its own, to know they load before any worker needs them. */
-async function checkPlugins(loaded: LoadedConfig, log: DaemonLog): Promise<void> {
-  const check = await PipelineThreads.start({ threads: 1, graceMs: loaded.config.threadGraceMs, data: { pipeline: loaded.config.pipeline, baseDirectory: loaded.baseDirectory }, log, messageLog: () => {} });
+async function checkPlugins(loaded: LoadedConfig, log: DaemonLog, signal?: AbortSignal): Promise<void> {
+  const check = await PipelineThreads.start({ threads: 1, graceMs: loaded.config.threadGraceMs, startTimeoutMs: loaded.config.threadStartTimeoutMs, data: { pipeline: loaded.config.pipeline, baseDirectory: loaded.baseDirectory }, log, messageLog: () => {} }, signal);
   await check.retire();
 }
 
@@ -69,11 +69,11 @@ export async function runClusterPrimary(args: DaemonArguments, first: LoadedConf
   };
 
   /** Loads and checks a new configuration (plugins built once, in a thread), then hands it to every worker. */
-  const reload = async (): Promise<void> => {
+  const reload = async (superseded: AbortSignal): Promise<void> => {
     let loaded: LoadedConfig;
     try {
       loaded = await loadConfig(args);
-      await checkPlugins(loaded, log);
+      await checkPlugins(loaded, log, AbortSignal.any([stopping.signal, superseded]));
     } catch (err) {
       log('reload-failed', { why: 'SIGHUP', error: errorText(err), kept: 'the configuration in force' });
       return;
@@ -87,20 +87,35 @@ export async function runClusterPrimary(args: DaemonArguments, first: LoadedConf
     log('reload', { why: 'SIGHUP', workers: ready.length, ...(restartNeeded.length > 0 ? { restartNeeded, note: 'these keep their values until the daemon is restarted' } : {}) });
   };
   // Heard from the start, before any worker exists, and kept: a second signal (systemd signals every
-  // process of the unit) must not kill the primary while its workers finish. Reloads one at a time.
+  // process of the unit) must not kill the primary while its workers finish. Reloads one at a time, a
+  // newer one replacing one still checking its plugins; a burst of signals makes one more, not one each.
   let reloading = Promise.resolve();
+  let queued = false;
+  let running: AbortController | undefined;
+  // Aborted at a stop: a reload still building its plugins is given up.
+  const stopping = new AbortController();
   const stopSignal = new Promise<string>((resolve) => {
-    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => (log('signal', { signal }), resolve(signal)));
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => (log('signal', { signal }), stopping.abort(new Error(`asked to stop (${signal})`)), resolve(signal)));
   });
   process.on('SIGHUP', () => {
     log('signal', { signal: 'SIGHUP' });
-    reloading = reloading.then(reload).catch((err: unknown) => log('reload-failed', { why: 'SIGHUP', error: errorText(err), kept: 'the configuration in force' }));
+    running?.abort(new Error('a newer reload came'));
+    if (queued) return;
+    queued = true;
+    reloading = reloading
+      .then(() => {
+        queued = false;
+        running = new AbortController();
+        return reload(running.signal);
+      })
+      .catch((err: unknown) => log('reload-failed', { why: 'SIGHUP', error: errorText(err), kept: 'the configuration in force' }));
   });
   // Plugins that do not build, or a health address in use, stop it here, before any worker exists.
   let health: Awaited<ReturnType<typeof startHealthEndpoint>> | undefined;
   try {
-    await checkPlugins(current, log);
+    await checkPlugins(current, log, stopping.signal);
   } catch (err) {
+    if (stopping.signal.aborted) return 0;
     process.stderr.write(`milterkit milter: ${errorText(err)}\n`);
     return 2;
   }
@@ -110,7 +125,7 @@ export async function runClusterPrimary(args: DaemonArguments, first: LoadedConf
     process.stderr.write(`milterkit milter: health endpoint: ${errorText(err)}\n`);
     return 2;
   }
-  let stopping = false;
+  let stopped = false;
   // Workers get the daemon's V8 flags even when the primary was started without them.
   cluster.setupPrimary({ execArgv: [...process.execArgv, ...missingNodeFlags()] });
   const forkedWith = new Map<number, number>();
@@ -132,18 +147,18 @@ export async function runClusterPrimary(args: DaemonArguments, first: LoadedConf
     void sweepBodies(current.config.temporaryDirectory, (pid) => pid === worker.process.pid).catch(() => 0);
     generationOf.delete(worker.id);
     forkedWith.delete(worker.id);
-    if (stopping) return;
+    if (stopped) return;
     log('worker-exit', { worker: worker.id, code, signal });
     // Exit code 2 before the cluster was ever up: the worker could not start (its reason is on stderr),
     // and another would fail the same way. Later, a replacement is tried again after a pause.
     if (code === 2 && listening < current.config.workers) startFailed();
-    else setTimeout(() => stopping || fork(), RESPAWN_DELAY_MS);
+    else setTimeout(() => stopped || fork(), RESPAWN_DELAY_MS);
   });
   for (let i = 0; i < current.config.workers; i++) fork();
   log('cluster', { workers: current.config.workers, pid: process.pid, health: health?.address() });
 
   const signal = await Promise.race([failedStart, stopSignal]);
-  stopping = true;
+  stopped = true;
   await reloading;
   log('stopping', { signal, workers: Object.keys(cluster.workers ?? {}).length });
   const exits = Object.values(cluster.workers ?? {}).map(

@@ -72,6 +72,10 @@ export interface MilterConfig {
   threads: number;
   /** How long a thread has to answer after a message's time is up before it is terminated and replaced. Default 2 s. */
   threadGraceMs: number;
+  /** How long a thread may take to build the plugins (load modules, read policies) at start or reload. Default 60 s. */
+  threadStartTimeoutMs: number;
+  /** Macro bytes a connection may hold; past it the connection is closed as a protocol error. Default 64 KiB. */
+  maxMacroBytes: number;
   pipeline: PluginConfig[];
 }
 
@@ -99,6 +103,8 @@ export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
   maxConnections: SERVER_DEFAULTS.maxConnections,
   threads: Math.max(2, availableParallelism()),
   threadGraceMs: 2000,
+  threadStartTimeoutMs: 60_000,
+  maxMacroBytes: SESSION_DEFAULTS.maxMacroBytes,
   pipeline: [{ plugin: 'defang' }],
 };
 
@@ -115,11 +121,11 @@ export function reloadedConfig(inForce: MilterConfig, loaded: MilterConfig): { c
  * The least a numeric setting may be, where 0 would not mean "never" but break the daemon: no worker,
  * every hook timed out at once, every packet refused (Postfix's BODY packets alone are 64 KiB).
  */
-const MINIMUM: Partial<Record<keyof MilterConfig, number>> = { workers: 1, maxMessageBytes: 1, hookTimeoutMs: 1, eomTimeoutMs: 1, maxPacketSize: 65_536, maxConnections: 1, threads: 1, threadGraceMs: 1 };
+const MINIMUM: Partial<Record<keyof MilterConfig, number>> = { workers: 1, maxMessageBytes: 1, hookTimeoutMs: 1, eomTimeoutMs: 1, maxPacketSize: 65_536, maxConnections: 1, threads: 1, threadGraceMs: 1, threadStartTimeoutMs: 1, maxMacroBytes: 1024 };
 /** Node fires a timer of more than 2^31 - 1 ms after 1 ms: the largest time that means what it says. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Where a setting has a bound other than that: a body read back whole must stay under node's 2 GiB file read. */
-const MAXIMUM: Partial<Record<keyof MilterConfig, number>> = { maxMessageBytes: 2 ** 30, memoryThresholdBytes: 2 ** 30, bodyMemoryBudgetBytes: 2 ** 40, maxPacketSize: 2 ** 30, statsIntervalSeconds: Math.floor(MAX_TIMER_MS / 1000), workers: 1024, threads: 256 };
+const MAXIMUM: Partial<Record<keyof MilterConfig, number>> = { maxMacroBytes: 2 ** 30, maxMessageBytes: 2 ** 30, memoryThresholdBytes: 2 ** 30, bodyMemoryBudgetBytes: 2 ** 40, maxPacketSize: 2 ** 30, statsIntervalSeconds: Math.floor(MAX_TIMER_MS / 1000), workers: 1024, threads: 256 };
 
 const NOTIFY_KEYS = new Set(['plugin', 'reportingMta', 'relay', 'routes', 'port', 'heloName', 'timeoutMs', 'template']);
 const CBV_KEYS = new Set(['plugin', 'routes', 'header', 'rejectInvalid', 'tempfailOnTempfail', 'refuseAtRcpt', 'rcptWaitMs', 'port', 'timeoutMs', 'connectTimeoutMs', 'greetingTimeoutMs', 'commandTimeoutMs', 'heloName', 'probeSender', 'detectCatchAll', 'allowLoopback', 'allowPrivate', 'opportunisticTls', 'cache', 'ttls', 'maxConcurrentPerDomain', 'maxSessionsPerMinutePerDomain']);
@@ -174,7 +180,9 @@ export function validateConfig(value: unknown, where = 'config'): Partial<Milter
       case 'maxConnections':
       case 'bodyMemoryBudgetBytes':
       case 'threads':
-      case 'threadGraceMs': {
+      case 'threadGraceMs':
+      case 'threadStartTimeoutMs':
+      case 'maxMacroBytes': {
         const least = MINIMUM[key] ?? 0;
         const most = MAXIMUM[key] ?? MAX_TIMER_MS;
         if (typeof v !== 'number' || !Number.isInteger(v) || v < least || v > most) fail(`${key} must be an integer from ${least} to ${most}`);
@@ -220,6 +228,7 @@ function validatePluginConfig(value: unknown, where: string): PluginConfig {
       return entry as PluginConfig;
     case 'cbv':
       for (const key of Object.keys(entry)) if (!CBV_KEYS.has(key)) fail(`unknown key "${key}"`);
+      if (entry.header !== undefined && entry.header !== false && (typeof entry.header !== 'string' || !/^[\x21-\x39\x3b-\x7e]+$/.test(entry.header))) fail('header must be a header field name or false');
       if (entry.cache !== undefined && entry.cache !== false && !(typeof entry.cache === 'string' && /^rediss?:\/\//i.test(entry.cache))) {
         fail('cache must be false or a redis:// or rediss:// URL');
       }

@@ -60,11 +60,13 @@ type Request = { kind: 'stop'; why: string } | { kind: 'reload'; why: string; lo
  * gracefully. The handlers stay installed: a second signal (the terminal's and the cluster primary's)
  * must not kill a worker mid-message. Every signal handled is logged.
  */
-function requests(): () => Promise<Request> {
+function requests(stopping: AbortController): () => Promise<Request> {
   const queued: Request[] = [];
   let wake: (() => void) | undefined;
   const hear = (request: Request, signal?: string): void => {
     if (signal) log('signal', { signal });
+    // At once, whatever the daemon is doing: threads still starting are given up.
+    if (request.kind === 'stop') stopping.abort(new Error(`asked to stop (${request.why})`));
     queued.push(request);
     wake?.();
   };
@@ -91,11 +93,13 @@ interface Generation {
 }
 
 /** Runs a start-up step; on failure says why on stderr and gives exit code 2. */
-async function startupFailure(step: () => Promise<void>): Promise<number | undefined> {
+async function startupFailure(step: () => Promise<void>, stopping: AbortSignal): Promise<number | undefined> {
   try {
     await step();
     return undefined;
   } catch (err) {
+    // Asked to stop while starting: that is a stop, not a failure to report.
+    if (stopping.aborted) return 0;
     process.stderr.write(`milterkit milter: ${errorText(err)}\n`);
     return 2;
   }
@@ -131,30 +135,36 @@ function workInForce(threads: () => PipelineThreads): MessageWork {
 
 /** One process serving mail: the whole daemon, or one worker of a cluster. */
 async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<number> {
-  const next = requests();
+  // Aborted as soon as the daemon is asked to stop: threads still starting (at start, in a reload) are given up.
+  const stopping = new AbortController();
+  const next = requests(stopping);
   const stats = new MilterStats();
   const budget = new MemoryBudget(first.config.bodyMemoryBudgetBytes);
   const record: DaemonLog = (event, fields) => {
     stats.recordEvent(event, fields);
     log(event, fields);
   };
-  const startThreads = (config: MilterConfig, baseDirectory: string): Promise<PipelineThreads> =>
-    PipelineThreads.start({
-      threads: config.threads,
-      graceMs: config.threadGraceMs,
-      data: { pipeline: config.pipeline, baseDirectory },
+  const startThreads = (config: MilterConfig, baseDirectory: string, signal: AbortSignal = stopping.signal): Promise<PipelineThreads> =>
+    PipelineThreads.start(
+      {
+        threads: config.threads,
+        graceMs: config.threadGraceMs,
+        startTimeoutMs: config.threadStartTimeoutMs,
+        data: { pipeline: config.pipeline, baseDirectory },
       log: record,
-      messageLog: (fields) => {
-        // A refusal at RCPT is not a message (there is none yet): its own event, as Postfix's NOQUEUE lines.
-        if (fields.stage === 'rcpt') {
-          stats.recordRefusedRecipient();
-          log('recipient-refused', fields);
-          return;
-        }
-        stats.recordMessage(fields.verdict as MessageVerdict);
-        log('message', fields);
+        messageLog: (fields) => {
+          // A refusal at RCPT is not a message (there is none yet): its own event, as Postfix's NOQUEUE lines.
+          if (fields.stage === 'rcpt') {
+            stats.recordRefusedRecipient();
+            log('recipient-refused', fields);
+            return;
+          }
+          stats.recordMessage(fields.verdict as MessageVerdict);
+          log('message', fields);
+        },
       },
-    });
+      signal,
+    );
   let generation: Generation | undefined;
   const inForce = (): Generation => generation as Generation;
   let server: MilterServer | undefined;
@@ -177,6 +187,7 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
     negotiationTimeoutMs: config.negotiationTimeoutMs,
     frameTimeoutMs: config.frameTimeoutMs,
     maxConnections: config.maxConnections,
+    maxMacroBytes: config.maxMacroBytes,
     log: record,
   });
   const snapshot = (): StatsSnapshot => stats.snapshot({ connections: server?.connections ?? 0, bodyBytesInMemory: budget.bytesInUse, pipelineThreads: generation?.threads.readyThreads ?? 0 });
@@ -189,9 +200,10 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
     // Before the milter socket: a health address in use stops the start before any mail comes in.
     if (first.config.health && !cluster.isWorker) health = await startHealthEndpoint(first.config.health, async () => snapshot());
     server = await startMilterServer({ ...settings(first.config), listen: first.config.listen, socketMode: first.config.socketMode, socketGroup: first.config.socketGroup, ownsSocketPath: !cluster.isWorker });
-  });
+  }, stopping.signal);
   if (failure !== undefined || !server || !generation) {
     await generation?.threads.retire();
+    await server?.close();
     return failure ?? 2;
   }
   const statsTimer = first.config.statsIntervalSeconds > 0 ? setInterval(() => log('stats', { ...snapshot() }), first.config.statsIntervalSeconds * 1000).unref() : undefined;
@@ -205,7 +217,7 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
    * Messages that begin afterwards use it; those in flight finish on the old one, whose threads then
    * close. One that does not load is refused with its reason, and the old one stays in force.
    */
-  const reload = async (why: string, given: LoadedConfig | undefined): Promise<void> => {
+  const reload = async (why: string, given: LoadedConfig | undefined, superseded: AbortSignal): Promise<void> => {
     const current = inForce();
     let loaded: LoadedConfig;
     let next: ConnectionSettings;
@@ -214,7 +226,7 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
       loaded = given ?? (await loadConfig(args));
       await prepareTemporaryDirectory(loaded.config.temporaryDirectory);
       next = settings(reloadedConfig(current.config, loaded.config).config);
-      threads = await startThreads(loaded.config, loaded.baseDirectory);
+      threads = await startThreads(loaded.config, loaded.baseDirectory, AbortSignal.any([stopping.signal, superseded]));
       // Checked here, before anything changes: a setting the server refuses refuses the reload.
       server?.update(next);
     } catch (err) {
@@ -231,12 +243,33 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
     record('reloaded', { why, plugins: threads.plugins, threads: config.threads, ...(restartNeeded.length > 0 ? { restartNeeded, note: 'these keep their values until the daemon is restarted' } : {}) });
   };
 
+  // Requests are heard while a reload runs: a stop does not wait for it, and a newer reload replaces it
+  // (a module that takes long to load must not hold back the configuration that fixes it); however many
+  // signals come meanwhile, one more reload follows.
+  let reloading: Promise<void> | undefined;
+  let replaceReload: AbortController | undefined;
+  let again: Extract<Request, { kind: 'reload' }> | undefined;
+  const startReload = (request: Extract<Request, { kind: 'reload' }>): void => {
+    if (reloading) {
+      again = request;
+      replaceReload?.abort(new Error('a newer reload came'));
+      return;
+    }
+    replaceReload = new AbortController();
+    reloading = reload(request.why, request.loaded, replaceReload.signal).finally(() => {
+      reloading = undefined;
+      const next = again;
+      again = undefined;
+      if (next && !stopping.signal.aborted) startReload(next);
+    });
+  };
   let stop: string | undefined;
   while (stop === undefined) {
     const request = await next();
-    if (request.kind === 'reload') await reload(request.why, request.loaded);
+    if (request.kind === 'reload') startReload(request);
     else stop = request.why;
   }
+  await reloading;
   log('stopping', { signal: stop, connections: server.connections });
   await server.close();
   clearInterval(statsTimer);

@@ -7,7 +7,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFile } from 'node:fs/promises';
-import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { workerData, type MessagePort } from 'node:worker_threads';
 import { FilterError } from '../milter/filter.js';
 import type { Envelope, MessageOutcome, RecipientResult } from '../milter/message-work.js';
 import { transformMessage } from '../milter/transform-message.js';
@@ -16,11 +16,14 @@ import { errorText } from './error-text.js';
 import { jsonFields } from './json-fields.js';
 import { pipeline, type MilterPlugin, type Pipeline } from './pipeline.js';
 import { currentPluginScope } from './plugin-scope.js';
-import type { FromThread, MessageBytes, ThreadData, ThreadFailure, ToThread } from './thread-messages.js';
+import type { FromThread, MessageBytes, ThreadData, ThreadFailure, ThreadStart, ToThread } from './thread-messages.js';
 
-if (!parentPort) throw new Error('pipeline-thread.js runs as a worker thread of the daemon');
-const port: MessagePort = parentPort;
-const data = workerData as ThreadData;
+const given = workerData as ThreadStart | undefined;
+if (!given?.port) throw new Error('pipeline-thread.js runs as a worker thread of the daemon');
+// The daemon's channel, out of reach of the plugins: workerData is theirs to read.
+const port: MessagePort = given.port;
+delete given.port;
+const data: ThreadData = given;
 
 const post = (message: FromThread, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 
@@ -65,8 +68,24 @@ function outside(err: unknown, what: string): void {
   // Not a filter-error: no message gets the fallback for it (there is none to fail any more).
   post({ type: 'log', event: 'plugin-error', fields: { plugin, queueId: envelope?.queueId, error: `plugin ${plugin}: ${what}: ${errorText(err)}`, note: envelope ? 'after its message was answered: nothing to fail' : 'outside any message' } });
 }
-process.on('uncaughtException', (err) => outside(err, 'a callback it set threw'));
-process.on('unhandledRejection', (reason) => outside(reason, 'a promise it did not wait for was rejected'));
+/** The last resort must not fail itself: if it does, the thread asks to be replaced. */
+function lastResort(err: unknown, what: string): void {
+  try {
+    outside(err, what);
+  } catch {
+    post({ type: 'fatal', error: `${what}, and it could not be told apart` });
+  }
+}
+process.on('uncaughtException', (err) => lastResort(err, 'a callback it set threw'));
+process.on('unhandledRejection', (reason) => lastResort(reason, 'a promise it did not wait for was rejected'));
+
+// A plugin cannot signal the daemon's own process (nor its cluster primary, nor its process group): a
+// slip such as process.kill(process.pid) would stop it for every connection.
+const kill = process.kill.bind(process);
+process.kill = (pid: number, signal?: string | number): true => {
+  if (pid <= 0 || pid === process.pid || pid === process.ppid) throw new Error(`a plugin may not signal the daemon (process.kill(${pid}))`);
+  return kill(pid, signal);
+};
 
 /** A failure as it crosses threads; the session logs its fields with it. */
 function failure(err: unknown): ThreadFailure {

@@ -137,10 +137,13 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
     try {
       if (trouble.failure) throw trouble.failure;
       const fields: Record<string, unknown> = {};
-      const state: PipelineState = { quarantine: undefined, changed: false, fields, signal };
+      let quarantine: string | undefined;
+      let changed = false;
       let final: TransformResult | undefined;
       for (const plugin of plugins) {
         signal.throwIfAborted();
+        // Each plugin sees what came before as a copy: what it does to that cannot change the outcome.
+        const state: PipelineState = Object.freeze({ quarantine, changed, fields: Object.freeze({ ...fields }), signal });
         let answer: unknown;
         try {
           answer = await settle(inPluginScope({ plugin: plugin.name, envelope }, () => plugin.check(message, envelope, state)), signal, trouble);
@@ -155,8 +158,8 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
           throw failure(plugin.name, 'bad answer', err, facts);
         }
         Object.assign(fields, result.log);
-        state.changed ||= result.changed === true;
-        if (result.action === 'quarantine') state.quarantine ??= result.reason;
+        changed ||= result.changed === true;
+        if (result.action === 'quarantine') quarantine ??= result.reason;
         else if (result.action !== 'accept') {
           final = result;
           break;
@@ -164,7 +167,6 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
       }
       // The time ran out during the last plugin: the MTA has the fallback, so no verdict is logged.
       signal.throwIfAborted();
-      const { quarantine, changed } = state;
       const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
       log({ ...messageFacts(envelope, messageId), verdict, ...(verdict === 'quarantine' ? { quarantine } : {}), ...fields });
       if (final) return final;

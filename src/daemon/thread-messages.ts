@@ -1,4 +1,6 @@
-import type { Envelope, MessageOutcome, RecipientResult } from '../milter/message-work.js';
+import type { MessagePort } from 'node:worker_threads';
+import type { Verdict } from '../milter/filter.js';
+import type { Edit, Envelope, MessageOutcome, RecipientResult } from '../milter/message-work.js';
 import type { PluginConfig } from './config.js';
 
 /** What a pipeline thread is started with: the plugins to build, as the config names them. */
@@ -6,6 +8,14 @@ export interface ThreadData {
   pipeline: PluginConfig[];
   /** Relative paths in the config (policies, modules) are relative to it. */
   baseDirectory: string;
+}
+
+/**
+ * The daemon's channel to a thread, given at its start and then taken out of its workerData: the
+ * thread's parentPort stays to the plugins, and what a plugin writes there is not taken for an answer.
+ */
+export interface ThreadStart extends ThreadData {
+  port?: MessagePort;
 }
 
 /**
@@ -47,3 +57,28 @@ export type FromThread =
   | { type: 'fatal'; error: string }
   | { type: 'closed' };
 
+
+const VERDICTS = new Set(['continue', 'accept', 'reject', 'tempfail', 'discard']);
+const CHANGES = new Set(['addHeader', 'insertHeader', 'changeHeader', 'deleteHeader', 'replaceBody', 'addRecipient', 'deleteRecipient', 'changeSender', 'quarantine']);
+
+/** A verdict from a thread, checked: anything else is a fault of that thread, never a pass. */
+function checkedVerdict(value: unknown): Verdict {
+  if (typeof value === 'string' && VERDICTS.has(value)) return value as Verdict;
+  if (typeof value === 'object' && value !== null && typeof (value as { reply?: unknown }).reply === 'string') return { reply: (value as { reply: string }).reply };
+  throw new Error(`a thread answered the verdict ${JSON.stringify(value)}`);
+}
+
+/** An end-of-message answer from a thread, checked before the connection loop acts on it. */
+export function checkedOutcome(value: unknown): MessageOutcome {
+  const { verdict, edits } = (value ?? {}) as { verdict?: unknown; edits?: unknown };
+  if (!Array.isArray(edits) || !edits.every((edit) => CHANGES.has((edit as Edit)?.change) && Array.isArray((edit as Edit).args))) throw new Error('a thread answered changes of no known kind');
+  return { verdict: checkedVerdict(verdict), edits: edits as Edit[] };
+}
+
+/** A recipient check's answer from a thread, checked: a refusal, or undefined. */
+export function checkedRecipient(value: unknown): RecipientResult {
+  if (value === undefined) return undefined;
+  const { action, reply } = value as { action?: unknown; reply?: unknown };
+  if ((action !== 'reject' && action !== 'tempfail') || (reply !== undefined && typeof reply !== 'string')) throw new Error(`a thread answered the recipient check ${JSON.stringify(value)}`);
+  return reply === undefined ? { action } : { action, reply };
+}

@@ -1,12 +1,12 @@
-import { createInterface } from 'node:readline';
-import { Worker } from 'node:worker_threads';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { FilterError } from '../milter/filter.js';
 import type { CollectedMessage, Envelope, MessageJob, MessageOutcome, MessageWork, OversizeAction, RecipientResult } from '../milter/message-work.js';
 import { HookTimeout } from '../milter/session.js';
 import { joinUnshared } from '../milter/transform-message.js';
 import { errorText } from './error-text.js';
 import { oversizeRecord, type MessageLog } from './pipeline.js';
-import type { FromThread, ThreadData, ToThread } from './thread-messages.js';
+import { outputLines } from './output-lines.js';
+import { checkedOutcome, checkedRecipient, type FromThread, type ThreadData, type ThreadStart, type ToThread } from './thread-messages.js';
 
 const ENTRY = new URL('./pipeline-thread.js', import.meta.url);
 /** A thread that could not start, or died soon after it did, is replaced after a pause that doubles up to the last. */
@@ -26,6 +26,8 @@ export interface ThreadPoolOptions {
    * a thread that does not — a plugin that blocks it — is terminated and replaced.
    */
   graceMs: number;
+  /** How long a thread may take to build its plugins (a module that loads for ever must not hold a start or a reload). */
+  startTimeoutMs: number;
   data: ThreadData;
   /** The daemon's log: the threads' events, and the plugins' own lines. */
   log: (event: string, fields: Record<string, unknown>) => void;
@@ -68,7 +70,11 @@ class PipelineThread {
   readonly ready: Promise<PipelineFacts>;
   settleStart!: (facts: PipelineFacts | Error) => void;
 
-  constructor(readonly worker: Worker) {
+  /** `port`: the daemon's own channel to it (its parentPort is the plugins'). */
+  constructor(
+    readonly worker: Worker,
+    readonly port: MessagePort,
+  ) {
     this.ready = new Promise((resolve, reject) => (this.settleStart = (facts) => (facts instanceof Error ? reject(facts) : resolve(facts))));
     this.ready.catch(() => undefined);
   }
@@ -102,12 +108,18 @@ export class PipelineThreads implements MessageWork {
     this.closed = new Promise((resolve) => (this.markClosed = resolve));
   }
 
-  /** Starts the threads; rejects with the first one's reason when the plugins cannot be built. */
-  static async start(options: ThreadPoolOptions): Promise<PipelineThreads> {
+  /**
+   * Starts the threads; rejects with the first one's reason when the plugins cannot be built, and at
+   * once when `signal` aborts (the daemon is asked to stop meanwhile).
+   */
+  static async start(options: ThreadPoolOptions, signal?: AbortSignal): Promise<PipelineThreads> {
+    signal?.throwIfAborted();
     const pool = new PipelineThreads(options);
-    const threads = Array.from({ length: options.threads }, () => pool.spawn());
+    const threads = Array.from({ length: options.threads }, () => pool.spawn() as PipelineThread);
+    const stopped = new Promise<never>((_, reject) => signal?.addEventListener('abort', () => reject(signal.reason instanceof Error ? signal.reason : new Error('stopped while the pipeline threads were starting')), { once: true }));
+    stopped.catch(() => undefined);
     try {
-      const [first] = await Promise.all(threads.map((thread) => (thread as PipelineThread).ready));
+      const [first] = await Promise.race([Promise.all(threads.map((thread) => thread.ready)), stopped]);
       pool.facts = first as PipelineFacts;
     } catch (err) {
       await pool.stop();
@@ -147,16 +159,31 @@ export class PipelineThreads implements MessageWork {
 
   private spawn(): PipelineThread | undefined {
     if (this.closing) return undefined;
-    const worker = new Worker(ENTRY, { workerData: this.options.data, stdout: true, stderr: true });
-    const thread = new PipelineThread(worker);
+    const { port1, port2 } = new MessageChannel();
+    const worker = new Worker(ENTRY, { workerData: { ...this.options.data, port: port2 } satisfies ThreadStart, transferList: [port2], stdout: true, stderr: true });
+    const thread = new PipelineThread(worker, port1);
     this.threads.add(thread);
     // What a plugin prints would break the daemon's one-JSON-object-per-line log: it becomes log lines.
-    for (const [stream, output] of [['stdout', worker.stdout], ['stderr', worker.stderr]] as const) {
-      createInterface({ input: output }).on('line', (text) => this.options.log('plugin-output', { stream, text }));
-    }
-    worker.on('message', (message: FromThread) => this.heard(thread, message));
-    worker.on('error', (err) => (thread.reason ??= `failed: ${err.message}`));
+    for (const [stream, output] of [['stdout', worker.stdout], ['stderr', worker.stderr]] as const) outputLines(output, (text) => this.options.log('plugin-output', { stream, text }));
+    port1.on('message', (message: unknown) => {
+      // Whatever a thread sends that is not what the daemon's threads send cannot be trusted, nor can the thread.
+      try {
+        this.heard(thread, message as FromThread);
+      } catch (err) {
+        this.stopThread(thread, `sent what a pipeline thread does not send (${errorText(err)})`);
+      }
+    });
+    // The thread's parentPort is the plugins' to use; nothing from there is an answer.
+    worker.once('message', () => this.options.log('plugin-error', { error: 'a plugin wrote to its thread\'s parentPort; the daemon does not read it', note: 'logged once per thread' }));
+    worker.on('error', (err: unknown) => (thread.reason ??= `failed: ${errorText(err)}`));
     worker.on('exit', (code) => this.exited(thread, code));
+    const late = setTimeout(() => {
+      if (thread.state !== 'starting') return;
+      const reason = `did not build its plugins within ${this.options.startTimeoutMs} ms (threadStartTimeoutMs)`;
+      thread.settleStart(new Error(reason));
+      this.stopThread(thread, reason);
+    }, this.options.startTimeoutMs);
+    void thread.ready.then(() => clearTimeout(late), () => clearTimeout(late));
     return thread;
   }
 
@@ -181,10 +208,22 @@ export class PipelineThreads implements MessageWork {
         // Given up already (its time was up): the MTA had the fallback, so what its work logged does not count.
         if (call.settled) return;
         call.settled = true;
+        if (!message.ok) {
+          call.reject(new FilterError(String(message.error.message), message.error.fields));
+          return;
+        }
+        let value: MessageOutcome | RecipientResult;
+        try {
+          value = call.kind === 'run' ? checkedOutcome(message.value) : checkedRecipient(message.value);
+        } catch (err) {
+          // Never a pass: the message gets the fallback, and the thread is replaced.
+          call.reject(new FilterError(`pipeline thread: ${errorText(err)}`, { queueId: call.job.envelope.queueId }));
+          this.stopThread(thread, errorText(err));
+          return;
+        }
         if (call.kind === 'run') call.job.records = message.records;
         else for (const record of message.records) this.options.messageLog(record);
-        if (message.ok) call.resolve(message.value);
-        else call.reject(new FilterError(message.error.message, message.error.fields));
+        call.resolve(value);
         return;
       }
       case 'message-log':
@@ -216,6 +255,7 @@ export class PipelineThreads implements MessageWork {
     this.threads.delete(thread);
     const reason = thread.reason ?? `exited with code ${code}`;
     thread.settleStart(new Error(reason));
+    thread.port.close();
     let retried = 0;
     let failed = 0;
     for (const job of thread.jobs) if (job.thread === thread) job.thread = undefined;
@@ -291,7 +331,7 @@ export class PipelineThreads implements MessageWork {
   }
 
   private startEarlyWork(job: PoolJob, thread: PipelineThread): void {
-    if (this.facts.begins) thread.worker.postMessage({ type: 'begin', id: job.id, envelope: job.envelope } satisfies ToThread);
+    if (this.facts.begins) thread.port.postMessage({ type: 'begin', id: job.id, envelope: job.envelope } satisfies ToThread);
   }
 
   /** Sends a request for a job and waits for its answer; its time being up answers at once with the signal's reason. */
@@ -314,7 +354,7 @@ export class PipelineThreads implements MessageWork {
           const { message, transfer } = call.request(id);
           call.attempts++;
           thread.calls.set(id, call);
-          thread.worker.postMessage(message, transfer);
+          thread.port.postMessage(message, transfer);
           if (message.type === 'run') call.job.ran = true;
         } catch (err) {
           thread.calls.delete(id);
@@ -337,7 +377,7 @@ export class PipelineThreads implements MessageWork {
     if (call.settled || thread.calls.get(id) !== call) return;
     const reason: unknown = call.signal?.reason;
     this.fail(call, reason instanceof Error ? reason : new Error('aborted'));
-    thread.worker.postMessage({ type: 'abort', call: id } satisfies ToThread);
+    thread.port.postMessage({ type: 'abort', call: id } satisfies ToThread);
     if (!(reason instanceof HookTimeout)) return;
     call.graceTimer = setTimeout(() => {
       if (thread.calls.get(id) !== call) return;
@@ -352,7 +392,7 @@ export class PipelineThreads implements MessageWork {
     if (job.thread && job.thread.state !== 'gone') {
       job.thread.jobs.delete(job);
       // A thread forgets a message once its end has run; only one that ended otherwise needs a word.
-      if (!job.ran) job.thread.worker.postMessage({ type: 'end', id: job.id } satisfies ToThread);
+      if (!job.ran) job.thread.port.postMessage({ type: 'end', id: job.id } satisfies ToThread);
     }
     job.thread = undefined;
     this.openJobs--;
@@ -373,7 +413,7 @@ export class PipelineThreads implements MessageWork {
             thread.worker.once('exit', () => resolve());
             const timer = setTimeout(() => void thread.worker.terminate(), CLOSE_TIMEOUT_MS);
             thread.worker.once('exit', () => clearTimeout(timer));
-            if (thread.state === 'ready') thread.worker.postMessage({ type: 'close' } satisfies ToThread);
+            if (thread.state === 'ready') thread.port.postMessage({ type: 'close' } satisfies ToThread);
             else void thread.worker.terminate();
             thread.state = 'closing';
           }),

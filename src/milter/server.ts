@@ -101,6 +101,7 @@ function resolveSettings(settings: ConnectionSettings): Required<Omit<Connection
       hookTimeoutMs: settings.hookTimeoutMs ?? SESSION_DEFAULTS.hookTimeoutMs,
       eomTimeoutMs: settings.eomTimeoutMs ?? SESSION_DEFAULTS.eomTimeoutMs,
       progressIntervalMs: settings.progressIntervalMs ?? SESSION_DEFAULTS.progressIntervalMs,
+      maxMacroBytes: settings.maxMacroBytes ?? SESSION_DEFAULTS.maxMacroBytes,
       log: settings.log ?? stderrLog,
     },
   };
@@ -123,8 +124,11 @@ interface Connection {
   reader: FrameReader;
   /** When it last received anything: the idle one longest is closed first to make room. */
   lastActive: number;
-  /** Frames received and not yet handled. */
+  /** Frames received and not yet handled, and their bytes. */
   queued: number;
+  queuedBytes: number;
+  /** Reading stopped: the peer sends faster than its frames are handled. */
+  paused: boolean;
 }
 
 /**
@@ -173,7 +177,10 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
       for (const frame of frames) socket.write(frame);
       socket.uncork();
     });
-    const connection: Connection = { socket, session, reader, lastActive: Date.now(), queued: 0 };
+    const connection: Connection = { socket, session, reader, lastActive: Date.now(), queued: 0, queuedBytes: 0, paused: false };
+    // A peer that sends packet after packet without waiting for the answers (an MTA waits for most) is
+    // read no further than this ahead: what it sends waits in its socket, not in the daemon's memory.
+    const readAhead = Math.max(2 * maxPacketSize, 1024 * 1024);
     connections.add(connection);
     // Longer than any hook may take (the MTA's own timeouts come first); PROGRESS counts as activity.
     if (idleTimeoutMs > 0) socket.setTimeout(idleTimeoutMs, () => closeFor(connection, log, `nothing received or sent for ${idleTimeoutMs} ms`, 'idleTimeoutMs'));
@@ -199,19 +206,42 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
         clearTimeout(frameTimer);
         frameTimer = undefined;
       }
-      if (reader.buffered > 0 && frameTimeoutMs > 0) frameTimer ??= setTimeout(() => closeFor(connection, log, `a packet begun ${frameTimeoutMs} ms ago is still incomplete (${reader.buffered} bytes)`, 'frameTimeoutMs'), frameTimeoutMs);
+      armFrameTimer();
       for (const frame of frames) {
         if (frame.command === Command.OPTNEG) clearTimeout(negotiation);
         connection.queued++;
+        connection.queuedBytes += frame.data.length + 5;
         queue = queue.then(async () => {
           connection.queued--;
+          connection.queuedBytes -= frame.data.length + 5;
+          // Caught up: read on (a packet begun while reading stopped gets its whole time again).
+          if (connection.paused && connection.queuedBytes <= readAhead / 2) {
+            connection.paused = false;
+            socket.resume();
+            armFrameTimer();
+          }
           await session.handle(frame);
           if (frame.command === Command.QUIT) socket.end();
           // Between messages a shutdown may end the connection.
           if (closing && isIdle(connection)) socket.end();
         }).catch(fail);
       }
+      readNoFurther();
     });
+    /** Reading stops while the peer is too far ahead (see readAhead). */
+    function readNoFurther(): void {
+      if (connection.paused || connection.queuedBytes <= readAhead) return;
+      connection.paused = true;
+      socket.pause();
+      // The wait is the daemon's, not the peer's: no frame timeout meanwhile.
+      clearTimeout(frameTimer);
+      frameTimer = undefined;
+    }
+    /** A packet that has begun must be finished in time, unless the daemon is the one not reading. */
+    function armFrameTimer(): void {
+      if (reader.buffered === 0 || frameTimeoutMs === 0 || connection.paused) return;
+      frameTimer ??= setTimeout(() => closeFor(connection, log, `a packet begun ${frameTimeoutMs} ms ago is still incomplete (${reader.buffered} bytes)`, 'frameTimeoutMs'), frameTimeoutMs);
+    }
     socket.on('error', () => {});
     socket.on('close', () => {
       clearTimeout(negotiation);

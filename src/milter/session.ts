@@ -1,4 +1,4 @@
-import { encodeResponse, parseCommand, type MilterResponse, type MtaCommand } from './codec.js';
+import { encodeResponse, MilterProtocolError, parseCommand, type MilterResponse, type MtaCommand } from './codec.js';
 import { FilterError, type ChangeSet, type FilterFactory, type MacroStage, type MilterContext, type MilterFilter, type NoReplyStage, type Verdict } from './filter.js';
 import { Action, CHUNK_SIZE, Command, MacroStage as MacroStageCode, PROTOCOL_VERSION, Protocol } from './protocol.js';
 import type { Frame } from './codec.js';
@@ -15,11 +15,17 @@ export interface SessionOptions {
    * its clock too. 0: never. Default 5 s.
    */
   progressIntervalMs?: number;
+  /**
+   * Macro bytes (names and values) a connection may hold, over all stages; an MTA sends a few hundred.
+   * Past it the connection is closed as a protocol error, instead of the daemon holding whatever a peer
+   * sends. Default 64 KiB.
+   */
+  maxMacroBytes?: number;
   log: (event: string, fields: Record<string, unknown>) => void;
 }
 
 /** The defaults of SessionOptions, in one place (the server, the harness and the daemon's config use them). */
-export const SESSION_DEFAULTS = { fallback: 'tempfail', hookTimeoutMs: 25_000, eomTimeoutMs: 250_000, progressIntervalMs: 5000 } as const satisfies Omit<SessionOptions, 'log'>;
+export const SESSION_DEFAULTS = { fallback: 'tempfail', hookTimeoutMs: 25_000, eomTimeoutMs: 250_000, progressIntervalMs: 5000, maxMacroBytes: 64 * 1024 } as const satisfies Omit<SessionOptions, 'log'>;
 
 /** Hooks and the protocol bit that tells the MTA not to send the event when a filter lacks the hook. */
 const SKIPPABLE: ReadonlyArray<[keyof MilterFilter, number]> = [
@@ -433,6 +439,10 @@ export class MilterSession {
       case 'macro': {
         this.macros.delete(command.stage);
         this.macros.set(command.stage, command.macros);
+        const limit = this.options.maxMacroBytes ?? SESSION_DEFAULTS.maxMacroBytes;
+        let bytes = 0;
+        for (const stage of this.macros.values()) for (const [name, value] of stage) bytes += name.length + value.length;
+        if (bytes > limit) throw new MilterProtocolError(`macros of ${bytes} bytes, over the limit of ${limit} (maxMacroBytes)`);
         return;
       }
       case 'connect':

@@ -49,8 +49,10 @@ export class Header {
   }
 
   static generated(name: string, value: string, ctx: DecodeContext): Header {
-    // A line break in a value would let a caller inject whole header fields: flatten it.
-    return new Header(name, undefined, 0, 0, 0, value.replace(/[\r\n]+/g, ' '), ctx);
+    // A name must be one (RFC 5322 ftext: printable ASCII but the colon), or a caller could write whole
+    // fields with it (a line break, a colon); a line break (or a NUL, which ends the value for the MTA) in a value would too: it is flattened.
+    if (!/^[\x21-\x39\x3b-\x7e]+$/.test(name)) throw new RangeError(`header field name ${JSON.stringify(name)}: printable ASCII without spaces or a colon`);
+    return new Header(name, undefined, 0, 0, 0, value.replace(/[\r\n\0]+/g, ' '), ctx);
   }
 
   /** A junk line kept from a header block (no field name): it matches no lookup. */

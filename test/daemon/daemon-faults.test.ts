@@ -47,6 +47,8 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
     ['a 4xx reply on a reject', 'answer wrong-class', /^plugin faults: bad answer: action "reject" with a 4xx reply/],
     ['a reply that is not an SMTP reply', 'answer not-a-reply', /^plugin faults: bad answer: reply "try again later" is not an SMTP reply/],
     ['changed: "yes"', 'answer changed-yes', /^plugin faults: bad answer: changed must be true or false/],
+    ['a throw of something that cannot even be shown', 'unprintable', /^plugin faults: work it started and did not wait for failed: \(an error that cannot be shown\)$/],
+    ['process.kill of the daemon', 'kill-daemon', /^plugin faults: check failed: a plugin may not signal the daemon \(process\.kill\(\d+\)\)$/],
   ];
   it.each(failures)('%s: 451 to the client, the .exe is not delivered, one filter-error line naming the plugin, queue ID and Message-ID', async (_, subject, error) => {
     const id = subject.replace(/\s+/g, '-');
@@ -54,6 +56,26 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
     const line = await setup.daemon.waitFor((l) => l.event === 'filter-error' && l.messageId === `<${id}@faults.test>`);
     expect(line).toMatchObject({ stage: 'eom', plugin: 'faults', queueId: expect.stringMatching(/^[0-9A-F]{6,}$/), fallback: 'tempfail', error: expect.stringMatching(error) });
     expect(setup.daemon.lines.filter((l) => l.messageId === `<${id}@faults.test>`)).toHaveLength(1);
+  });
+
+  it('an answer read once: a reject that would read as an accept later stays a reject', async () => {
+    for (const subject of ['flip 1', 'flip 8', 'mutate']) {
+      const id = subject.replace(/\s+/g, '-');
+      expect(await sendMessage(setup.postfix.port, faulty(subject, id)), subject).toBe('550 5.7.1 Command rejected');
+      expect(await setup.daemon.waitFor((l) => l.event === 'message' && l.messageId === `<${id}@faults.test>`)).toMatchObject({ verdict: 'reject' });
+    }
+  });
+
+  it('what a plugin writes to its thread\'s parentPort is never taken for an answer', async () => {
+    expect(await sendMessage(setup.postfix.port, faulty('port', 'port'))).toBe('550 5.7.1 refused by the plugin');
+    expect(setup.daemon.lines.filter((l) => l.event === 'plugin-error' && /parentPort/.test(String(l.error)))).toHaveLength(1);
+    expect(setup.daemon.lines.filter((l) => l.event === 'thread-restart')).toEqual([]);
+  });
+
+  it('megabytes of output without a newline become one log line, cut short', async () => {
+    expect(await sendMessage(setup.postfix.port, faulty('spew 20', 'spew'))).toMatch(/^250 /);
+    const line = await setup.daemon.waitFor((l) => l.event === 'plugin-output' && String(l.text).startsWith('zzz'));
+    expect(line).toMatchObject({ stream: 'stdout', text: expect.stringMatching(/^z{4096}… \(20967424 more characters cut\)$/) });
   });
 
   it('a quarantine without a reason is held, with the plugin named as the reason', async () => {
@@ -119,7 +141,7 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
   it('delivered only the messages whose plugins did their work, each .exe replaced by defang', async () => {
     const delivered = (await setup.postfix.delivered('alice')).map((m) => parseMessage(m));
     const ids = delivered.map((m) => m.headers.get('message-id'));
-    expect(ids.sort()).toEqual(['<after-exit@faults.test>', '<after-hang@faults.test>', '<after-loop@faults.test>', '<beside-busy@faults.test>', '<busy-short@faults.test>', '<late@faults.test>'].sort());
+    expect(ids.sort()).toEqual(['<after-exit@faults.test>', '<after-hang@faults.test>', '<after-loop@faults.test>', '<beside-busy@faults.test>', '<busy-short@faults.test>', '<late@faults.test>', '<spew@faults.test>'].sort());
     for (const message of delivered) expect([...message.walk()].map((p) => p.filename).filter(Boolean)).toEqual(['WARNING.txt']);
     expect(setup.daemon.process.exitCode).toBe(null);
   });

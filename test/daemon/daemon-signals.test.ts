@@ -279,3 +279,64 @@ describe('milterkit milter: a reload and the connections and messages already th
     }
   }, 30_000);
 });
+
+describe('milterkit milter: a reload that does not finish', () => {
+  it('a module that never finishes loading fails the reload at threadStartTimeoutMs; a newer reload replaces it; a stop does not wait for it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-hung-reload-'));
+    const file = join(dir, 'milterkit.json');
+    const config = (pipeline: unknown[], extra: Record<string, unknown> = {}) => JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1, threadStartTimeoutMs: 1500, pipeline, ...extra });
+    // A top-level await that never resolves, with a timer that keeps the thread alive.
+    writeFileSync(join(dir, 'hung.mjs'), 'setInterval(() => {}, 1000);\nawait new Promise(() => {});\nexport default () => ({ name: "hung", check: () => ({ action: "accept" }) });\n');
+    writeFileSync(file, config([{ plugin: 'defang' }]));
+    const daemon = await startDaemon(['--config', file]);
+    const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+    try {
+      writeFileSync(file, config([{ plugin: 'module', path: './hung.mjs' }]));
+      daemon.process.kill('SIGHUP');
+      expect(await daemon.waitFor((l) => l.event === 'reload-failed')).toMatchObject({ error: 'did not build its plugins within 1500 ms (threadStartTimeoutMs)' });
+      // Mail flows on the configuration in force meanwhile and afterwards.
+      expect((await sendOverMilter({ port }, 'during')).at(-1)).toBe('c');
+
+      // A newer reload does not wait for a hung one: it replaces it.
+      daemon.process.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 300));
+      writeFileSync(file, config([{ plugin: 'defang' }], { threads: 2 }));
+      daemon.process.kill('SIGHUP');
+      expect(await daemon.waitFor((l) => l.event === 'reloaded', 1200)).toMatchObject({ threads: 2 });
+      expect(daemon.lines.filter((l) => l.event === 'reload-failed').map((l) => l.error)).toEqual(['did not build its plugins within 1500 ms (threadStartTimeoutMs)', 'a newer reload came']);
+
+      // A stop while a reload hangs: at once.
+      writeFileSync(file, config([{ plugin: 'module', path: './hung.mjs' }]));
+      daemon.process.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 300));
+      const asked = Date.now();
+      daemon.process.kill('SIGTERM');
+      expect(await daemon.exited).toBe(0);
+      expect(Date.now() - asked).toBeLessThan(1500);
+    } finally {
+      await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('a burst of SIGHUPs makes at most one more reload, and a SIGTERM after it is acted on at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-hup-burst-'));
+    const file = join(dir, 'milterkit.json');
+    writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1 }));
+    const daemon = await startDaemon(['--config', file]);
+    try {
+      for (let i = 0; i < 50; i++) daemon.process.kill('SIGHUP');
+      await daemon.waitFor((l) => l.event === 'reloaded');
+      const asked = Date.now();
+      daemon.process.kill('SIGTERM');
+      expect(await daemon.exited).toBe(0);
+      expect(Date.now() - asked).toBeLessThan(2000);
+      // Each of them heard and logged; most of them absorbed by the next.
+      expect(daemon.lines.filter((l) => l.event === 'signal' && l.signal === 'SIGHUP').length).toBeGreaterThan(0);
+      expect(daemon.lines.filter((l) => l.event === 'reloaded').length).toBeLessThanOrEqual(2);
+    } finally {
+      await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+});

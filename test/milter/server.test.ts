@@ -138,3 +138,34 @@ describe('milter server: a peer cannot hold a connection by saying nothing usefu
     await expect(startMilterServer({ listen: 'inet:0@127.0.0.1', filter: () => ({}), eomTimeoutMs: 0 })).rejects.toThrow(/eomTimeoutMs must be an integer from 1/);
   });
 });
+
+describe('milter server: a peer cannot make the daemon hold what it sends', () => {
+  it('macros past maxMacroBytes close the connection as a protocol error', async () => {
+    const s = await serve({ maxMacroBytes: 4096 });
+    const peer = await s.negotiated();
+    // Each stage's macros count, whatever the stage letter.
+    for (let stage = 0; stage < 8; stage++) peer.send(Command.MACRO, Buffer.concat([Buffer.from([0x41 + stage]), Buffer.from(`{m}\0${'v'.repeat(1000)}\0`)]));
+    await peer.closed;
+    expect(s.log).toContainEqual(expect.objectContaining({ event: 'protocol-error', error: expect.stringMatching(/^macros of \d+ bytes, over the limit of 4096 \(maxMacroBytes\)$/) }));
+    await s.close();
+  });
+
+  it('reads no further ahead of what it has handled than twice maxPacketSize: the rest waits in the peer\'s socket', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const s = await serve({ maxPacketSize: 65_536, filter: () => ({ envFrom: () => 'continue', body: () => undefined, eom: () => held.then(() => 'continue' as const) }) });
+    const peer = await s.negotiated(true);
+    peer.send(Command.BODYEOB);
+    // While that end of message is held, the peer goes on sending (as no MTA does): 32 MB of body.
+    const piece = Buffer.alloc(65_000, 0x61);
+    for (let i = 0; i < 500; i++) peer.send(Command.BODY, piece);
+    await new Promise((r) => setTimeout(r, 500));
+    // The daemon stopped reading: most of it is still on the peer's side.
+    expect(peer.socket.writableLength).toBeGreaterThan(16 * 1024 * 1024);
+    release();
+    for (let i = 0; i < 200 && peer.socket.writableLength > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(peer.socket.writableLength).toBe(0);
+    expect(peer.socket.destroyed).toBe(false);
+    await s.close();
+  }, 20_000);
+});

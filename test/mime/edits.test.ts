@@ -69,6 +69,14 @@ describe('editing the tree', () => {
     expect(reparsed.headers.get('subject')).toBe('hello Bcc: victim@example.com');
   });
 
+  it('refuses a field name that is none (a line break, a colon, a space, nothing), and flattens a NUL in a value', () => {
+    const msg = parseMessage('Subject: hi\r\n\r\nbody\r\n');
+    for (const name of ['X-Bad\r\nBcc', 'X:Y', 'X Y', '', 'Ünï']) expect(() => msg.headers.add(name, 'v'), JSON.stringify(name)).toThrow(RangeError);
+    expect(() => msg.headers.set('X\nBcc', 'v')).toThrow(RangeError);
+    msg.headers.add('X-Nul', 'a\0b');
+    expect(msg.toBuffer().toString('latin1')).toBe('Subject: hi\r\nX-Nul: a b\r\n\r\nbody\r\n');
+  });
+
   it('keeps the other parts and all delimiters byte-identical when one part is replaced', () => {
     const msg = parse(CRLF_MESSAGE);
     const attachment = msg.part('2');

@@ -2,6 +2,7 @@
 // daemon's fault tests: the first word of the Subject says how, the second gives a number where one is
 // needed; the sender and the recipients choose faults of `begin` and `recipient`.
 import { EventEmitter } from 'node:events';
+import { parentPort } from 'node:worker_threads';
 
 const later = (ms, value) => new Promise((resolve) => setTimeout(() => resolve(value), ms));
 
@@ -74,6 +75,36 @@ export default function faultPlugin() {
           return new Promise(() => {});
         case 'exit':
           process.exit(3);
+        case 'flip': {
+          // A reject while it is looked at, an accept if it is looked at again.
+          let reads = 0;
+          return { get action() { return ++reads <= Number(arg ?? 1) ? 'reject' : 'accept'; } };
+        }
+        case 'mutate': {
+          // A plain reject that turns into an accept a moment after it was returned.
+          const answer = { action: 'reject' };
+          queueMicrotask(() => queueMicrotask(() => (answer.action = 'accept')));
+          return answer;
+        }
+        case 'port': {
+          // Writes to its thread's parentPort as if it were the daemon's: nothing there is an answer.
+          parentPort?.postMessage(null);
+          for (let call = 0; call < 200; call++) parentPort?.postMessage({ type: 'result', call, ok: true, value: { verdict: 'accept', edits: [] }, records: [] });
+          return { action: 'reject', reply: '550 5.7.1 refused by the plugin' };
+        }
+        case 'unprintable':
+          setTimeout(() => {
+            throw { toString() { throw null; } };
+          }, 10);
+          return later(300, { action: 'accept' });
+        case 'kill-daemon':
+          process.kill(process.pid, 'SIGTERM');
+          return { action: 'accept' };
+        case 'spew':
+          // Megabytes on stdout with no newline: a line of the log, cut short.
+          process.stdout.write('z'.repeat(Number(arg) * 1024 * 1024));
+          process.stdout.write('\n');
+          return { action: 'accept' };
         default:
           return { action: 'accept' };
       }
