@@ -5,7 +5,6 @@
  * a timer it set, a rejection it never awaited — fails the message it was working on, or at worst this
  * thread: never the process.
  */
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFile } from 'node:fs/promises';
 import { workerData, type MessagePort } from 'node:worker_threads';
 import { FilterError } from '../milter/filter.js';
@@ -32,8 +31,11 @@ const envelopes = new Map<number, Envelope>();
 const live = new WeakSet<Envelope>();
 /** Controllers of the calls running now, so that an abort reaches them. */
 const running = new Map<number, AbortController>();
-/** The message records a call's work logs, sent back with its answer (one message to the connection loop, not two). */
-const callRecords = new AsyncLocalStorage<Record<string, unknown>[]>();
+/**
+ * The message records a call's work logs, by the message they are about, sent back with the call's
+ * answer (one message to the connection loop, not two). One call at a time per message: the MTA waits.
+ */
+const callRecords = new Map<Envelope, Record<string, unknown>[]>();
 let transform: Pipeline | undefined;
 
 /** The thread's envelope of a message, brought up to date (recipients come one by one). */
@@ -92,15 +94,16 @@ function failure(err: unknown): ThreadFailure {
   return { message: errorText(err), fields: err instanceof FilterError ? jsonFields(err.fields) : {} };
 }
 
-async function answer(call: number, work: (signal: AbortSignal) => Promise<MessageOutcome | RecipientResult>): Promise<void> {
+async function answer(call: number, envelope: Envelope, work: (signal: AbortSignal) => Promise<MessageOutcome | RecipientResult>): Promise<void> {
   const controller = new AbortController();
   running.set(call, controller);
   const records: Record<string, unknown>[] = [];
+  callRecords.set(envelope, records);
   const aborted = new Promise<never>((_, reject) => controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true }));
   aborted.catch(() => undefined);
   try {
     // Answered at once when aborted, whatever the plugins are still doing: an answer shows the thread is alive.
-    const value = await Promise.race([callRecords.run(records, () => work(controller.signal)), aborted]);
+    const value = await Promise.race([work(controller.signal), aborted]);
     // A new body goes over as it is, handed over rather than copied (transformMessage gives it memory of its own).
     const transfer = value && 'edits' in value ? value.edits.flatMap((edit) => (edit.change === 'replaceBody' ? [edit.args[0].buffer as ArrayBuffer] : [])) : [];
     post({ type: 'result', call, ok: true, value, records }, [...new Set(transfer)]);
@@ -108,6 +111,7 @@ async function answer(call: number, work: (signal: AbortSignal) => Promise<Messa
     post({ type: 'result', call, ok: false, error: failure(err), records });
   } finally {
     running.delete(call);
+    if (callRecords.get(envelope) === records) callRecords.delete(envelope);
   }
 }
 
@@ -141,10 +145,10 @@ async function start(): Promise<void> {
     post({ type: 'start-failed', error: errorText(err) });
     return;
   }
-  const work = pipeline(plugins, (fields) => {
-    const records = callRecords.getStore();
-    if (records) records.push(jsonFields(fields));
-    else post({ type: 'message-log', fields: jsonFields(fields) });
+  const work = pipeline(plugins, (fields, envelope) => {
+    const records = envelope && callRecords.get(envelope as Envelope);
+    if (records) records.push(fields);
+    else post({ type: 'message-log', fields });
   });
   transform = work;
   port.on('message', (message: ToThread) => {
@@ -154,7 +158,7 @@ async function start(): Promise<void> {
         return;
       case 'recipient': {
         const envelope = envelopeOf(message.id, message.envelope);
-        void answer(message.call, async () => {
+        void answer(message.call, envelope, async () => {
           const refused = await work.recipient?.(envelope, message.recipient);
           return refused && (refused.reply === undefined ? { action: refused.action } : { action: refused.action, reply: refused.reply });
         });
@@ -170,7 +174,7 @@ async function start(): Promise<void> {
           return transformMessage(await blocks(message.message), envelope, work, signal);
         };
         // Its end is the message's last step: the thread forgets it then (no word of its end is sent).
-        void answer(message.call, run).finally(() => forget(message.id));
+        void answer(message.call, envelope, run).finally(() => forget(message.id));
         return;
       }
       case 'abort':

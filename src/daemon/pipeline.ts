@@ -56,9 +56,10 @@ export type MessageVerdict = 'clean' | 'changed' | 'quarantine' | 'reject' | 'te
 
 /**
  * Receives one record per message: envelope facts, the verdict, and each plugin's fields; and one per
- * recipient refused at RCPT, marked `stage: 'rcpt'` (there is no message then).
+ * recipient refused at RCPT, marked `stage: 'rcpt'` (there is no message then). The fields are plain
+ * JSON data. `envelope`: the message the record is about.
  */
-export type MessageLog = (fields: Record<string, unknown>) => void;
+export type MessageLog = (fields: Record<string, unknown>, envelope?: Readonly<Envelope>) => void;
 
 /** The pipeline as a transform, and the way to fail a message from outside a plugin's own call. */
 export interface Pipeline extends MessageTransform {
@@ -168,7 +169,7 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
       // The time ran out during the last plugin: the MTA has the fallback, so no verdict is logged.
       signal.throwIfAborted();
       const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
-      log({ ...messageFacts(envelope, messageId), verdict, ...(verdict === 'quarantine' ? { quarantine } : {}), ...fields });
+      log({ ...messageFacts(envelope, messageId), verdict, ...(verdict === 'quarantine' ? { quarantine } : {}), ...fields }, envelope);
       if (final) return final;
       return quarantine !== undefined ? { action: 'quarantine', reason: quarantine } : { action: 'accept' };
     } finally {
@@ -184,7 +185,7 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
     else trouble.failure ??= err;
     return true;
   };
-  transform.oversize = (envelope, size, action) => log(oversizeRecord(envelope, size, action));
+  transform.oversize = (envelope, size, action) => log(oversizeRecord(envelope, size, action), envelope);
   transform.begin = (envelope) => {
     for (const plugin of plugins) {
       if (!plugin.begin) continue;
@@ -210,7 +211,7 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
           throw failure(plugin.name, 'recipient check failed', err, { queueId: envelope.queueId, recipient });
         }
         if (!refused) continue;
-        log({ stage: 'rcpt', sender: envelope.sender, recipient, client: envelope.client.address, verdict: refused.action, ...refused.log });
+        log({ stage: 'rcpt', sender: envelope.sender, recipient, client: envelope.client.address, verdict: refused.action, ...refused.log }, envelope);
         return refused;
       }
       return undefined;
