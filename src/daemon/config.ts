@@ -68,7 +68,7 @@ export interface MilterConfig {
    * none is idle is itself closed (the MTA applies its default action). Default 1000.
    */
   maxConnections: number;
-  /** Worker threads per process that run the pipeline (never the thread that speaks to the MTAs). Default: the machine's cores, at least 2. */
+  /** Worker threads per process that run the pipeline (never the thread that speaks to the MTAs). Default: the machine's cores, from 2 to 4. */
   threads: number;
   /** How long a thread has to answer after a message's time is up before it is terminated and replaced. Default 2 s. */
   threadGraceMs: number;
@@ -101,7 +101,8 @@ export const DEFAULT_CONFIG: Readonly<MilterConfig> = {
   negotiationTimeoutMs: SERVER_DEFAULTS.negotiationTimeoutMs,
   frameTimeoutMs: SERVER_DEFAULTS.frameTimeoutMs,
   maxConnections: SERVER_DEFAULTS.maxConnections,
-  threads: Math.max(2, availableParallelism()),
+  // One blocked thread leaves another; each costs about 30 MB (docs/daemon.md).
+  threads: Math.min(Math.max(2, availableParallelism()), 4),
   threadGraceMs: 2000,
   threadStartTimeoutMs: 60_000,
   maxMacroBytes: SESSION_DEFAULTS.maxMacroBytes,
