@@ -2,7 +2,8 @@
 // smtp-sink, at concurrency 10, for 2 KB, 100 KB and 1 MB messages, over a unix socket and over TCP:
 // no milter (the ceiling), milterkit's daemon (the whole defang engine plus a header on every message),
 // the same daemon with a pipeline that does nothing (over the unix socket: what the protocol engine,
-// buffering and parsing alone cost), a node floor (bench/lib/node-floor-milter.ts: the least a node
+// buffering and parsing alone cost), the daemon's work with its pipeline in the connection loop (`one
+// thread`, bench/lib/one-thread-milter.ts: what handing messages to pipeline threads costs), a node floor (bench/lib/node-floor-milter.ts: the least a node
 // milter can do, over the unix socket) and a pymilter milter doing less than the first (parse, check
 // attachment names, add a header: bench/pymilter-milter.py). Every setup runs side by side and the
 // rounds alternate between them, so that a shared machine's drift does not favour one. Each milter's
@@ -32,7 +33,7 @@ const COUNTS: Record<number, number> = { 2048: 2000, 102_400: 1000, 1_048_576: 2
 const MEMORY_MESSAGES = 10_000;
 const WARM_UP_MESSAGES = 3000;
 
-type Mode = 'ceiling' | 'milterkit' | 'empty pipeline' | 'node floor' | 'pymilter';
+type Mode = 'ceiling' | 'milterkit' | 'one thread' | 'empty pipeline' | 'node floor' | 'pymilter';
 type Transport = 'unix' | 'tcp';
 
 async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
@@ -68,8 +69,9 @@ async function startMilter(mode: Exclude<Mode, 'ceiling'>, transport: Transport,
     writeFileSync(config, JSON.stringify({ listen, socketMode: '666', statsIntervalSeconds: 0, pipeline }));
     // As `npm start` and the milterkit command run it: with the daemon's V8 flags.
     child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, join(ROOT, 'dist/cli/main.js'), 'milter', '--config', config], { stdio: 'ignore' });
-  } else if (mode === 'node floor') {
-    child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, '--import', 'tsx', join(ROOT, 'bench/lib/node-floor-milter.ts'), listen], { stdio: 'ignore', cwd: ROOT });
+  } else if (mode === 'node floor' || mode === 'one thread') {
+    const script = mode === 'node floor' ? 'bench/lib/node-floor-milter.ts' : 'bench/lib/one-thread-milter.ts';
+    child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, '--import', 'tsx', join(ROOT, script), listen], { stdio: 'ignore', cwd: ROOT });
   } else child = spawn(PYTHON, [join(ROOT, 'bench/pymilter-milter.py'), listen], { stdio: 'ignore' });
   await until(() => connectable(transport === 'unix' ? { path } : { port }), `${mode} to listen`);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -184,7 +186,7 @@ async function run(options: BenchOptions): Promise<void> {
     return;
   }
   const havePymilter = spawnSync(PYTHON, ['-c', 'import Milter, mime'], { stdio: 'ignore' }).status === 0;
-  const kinds: [Mode, Transport][] = [['ceiling', 'unix'], ['milterkit', 'unix'], ['empty pipeline', 'unix'], ['node floor', 'unix'], ['milterkit', 'tcp']];
+  const kinds: [Mode, Transport][] = [['ceiling', 'unix'], ['milterkit', 'unix'], ['one thread', 'unix'], ['empty pipeline', 'unix'], ['node floor', 'unix'], ['milterkit', 'tcp']];
   if (havePymilter) kinds.push(['pymilter', 'unix'], ['pymilter', 'tcp']);
   const repeats = options.quick ? 1 : 3;
   const scale = options.quick ? 0.1 : 1;
@@ -231,12 +233,13 @@ async function run(options: BenchOptions): Promise<void> {
   const rows: string[][] = [];
   const cpuRows: string[][] = [];
   const fixed = (n: number | undefined, digits: number): string => (n === undefined ? '-' : n.toFixed(digits));
-  const milters = ['milterkit', 'empty pipeline', 'node floor', 'pymilter'];
+  const milters = ['milterkit', 'one thread', 'empty pipeline', 'node floor', 'pymilter'];
   for (const transport of ['unix', 'tcp'] as Transport[]) {
     for (const size of SIZES) {
       const label = `${transport} ${size >= 1 << 20 ? `${size >> 20} MB` : `${Math.round(size / 1024)} KB`}`;
       const ceiling = medianOf(rates, `ceiling/unix/${size}`) as number;
       const ours = medianOf(rates, `milterkit/${transport}/${size}`) as number;
+      const oneThread = medianOf(rates, `one thread/${transport}/${size}`);
       const empty = medianOf(rates, `empty pipeline/${transport}/${size}`);
       const floor = medianOf(rates, `node floor/${transport}/${size}`);
       const theirs = medianOf(rates, `pymilter/${transport}/${size}`);
@@ -246,6 +249,7 @@ async function run(options: BenchOptions): Promise<void> {
         label,
         ceiling.toFixed(0),
         ours.toFixed(0),
+        fixed(oneThread, 0),
         fixed(empty, 0),
         fixed(floor, 0),
         fixed(theirs, 0),
@@ -273,9 +277,9 @@ async function run(options: BenchOptions): Promise<void> {
       ]);
     }
   }
-  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'empty pipeline/s', 'node floor/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'empty pipeline of ceiling', 'node floor of ceiling'], rows);
+  printTable(['socket, size', 'ceiling/s', 'milterkit/s', 'one thread/s', 'empty pipeline/s', 'node floor/s', 'pymilter/s', 'milterkit +ms/msg', 'pymilter +ms/msg', 'pymilter cost / ours', 'ours of ceiling', 'empty pipeline of ceiling', 'node floor of ceiling'], rows);
   console.log('\nCPU milliseconds per message: the whole machine (Postfix, smtp-source, smtp-sink, the milter, the kernel) and the milter process alone\n');
-  printTable(['socket, size', 'machine: ceiling / ours / empty / node floor / pymilter', 'milter process: ours / empty / node floor / pymilter', 'pymilter machine CPU above the ceiling / ours'], cpuRows);
+  printTable(['socket, size', 'machine: ceiling / ours / one thread / empty / node floor / pymilter', 'milter process: ours / one thread / empty / node floor / pymilter', 'pymilter machine CPU above the ceiling / ours'], cpuRows);
   if (memory) console.log(`\nmilterkit daemon RSS (unix, 2 KB messages): ${(memory.afterWarmUp / 1024).toFixed(0)} MiB after warm-up, ${(memory.after1000 / 1024).toFixed(0)} MiB after 1,000 more, ${(memory.atEnd / 1024).toFixed(0)} MiB after ${options.quick ? '2,000' : '10,000'}`);
   console.log('(targets: added cost at most half of pymilter\'s; within 25% of the ceiling at 100 KB; memory flat)');
 }

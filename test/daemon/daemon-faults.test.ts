@@ -112,7 +112,8 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
     const busy = sendMessage(setup.postfix.port, faulty('busy 3000', 'busy-long')).then((reply) => [reply, Date.now() - started] as const);
     await new Promise((r) => setTimeout(r, 200));
     expect(await sendMessage(setup.postfix.port, faulty('fine', 'beside-busy'))).toMatch(/^250 /);
-    expect(Date.now() - started).toBeLessThan(1200);
+    // Well before the busy one is done (3 s): without threads it waited for it.
+    expect(Date.now() - started).toBeLessThan(2000);
     // The MTA has the fallback at the limit, not when the plugin is done; the thread is stopped after the grace.
     const [reply, after] = await busy;
     expect(reply).toMatch(TEMPFAIL);
