@@ -4,6 +4,7 @@ import { encodeFrame, encodeResponse, FrameReader, MilterProtocolError, parseCom
 import type { FilterFactory, MilterFilter } from '../../src/milter/filter.js';
 import { Action, Command, Protocol } from '../../src/milter/protocol.js';
 import { messageFilter } from '../../src/milter/message-adapter.js';
+import { runMilter } from '../../src/milter/harness.js';
 import { pipeline, type MilterPlugin } from '../../src/daemon/pipeline.js';
 import { MilterSession, type SessionOptions } from '../../src/milter/session.js';
 
@@ -183,6 +184,24 @@ describe('milter session', () => {
     expect((replies.find(([c]) => c === 'h') as [string, Buffer])[1].toString('latin1')).toBe('X-One\0 a\n\tb\0');
     expect((replies.find(([c]) => c === 'q') as [string, Buffer])[1].toString('latin1')).toBe('held for review\0');
     expect(replies.filter(([c]) => c === 'b').map(([, d]) => d.length)).toEqual([65535, 65535, 18930]);
+  });
+
+  it('replaceBody appends, as smfi_replacebody does: a body written in pieces arrives whole, and an empty one still replaces', async () => {
+    const pieces: MilterFilter = {
+      eom(changes) {
+        // A filter ported from pymilter writes the new body 8 KiB at a time.
+        for (let i = 0; i < 3; i++) changes.replaceBody(Buffer.alloc(8192, 0x61 + i));
+        return 'continue';
+      },
+    };
+    const { replies } = await exchange(pieces, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.BODYEOB)]);
+    const body = Buffer.concat(replies.filter(([c]) => c === 'b').map(([, d]) => d));
+    expect(body.toString('latin1')).toBe('a'.repeat(8192) + 'b'.repeat(8192) + 'c'.repeat(8192));
+    const emptied = await exchange({ eom: (changes) => void changes.replaceBody(Buffer.alloc(0)) }, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.BODYEOB)]);
+    expect(emptied.replies.map(([c, d]) => `${c}${d.length}`)).toEqual(['O12', 'b0', 'c0']);
+    // Through the harness too: what the MTA would deliver.
+    const delivered = await runMilter(() => pieces, { message: Buffer.from('Subject: x\r\n\r\nold\r\n'), sender: 'a@example.com', recipients: ['b@example.org'] });
+    expect(delivered.delivered?.toString('latin1')).toBe(`Subject: x\r\n\r\n${'a'.repeat(8192)}${'b'.repeat(8192)}${'c'.repeat(8192)}`);
   });
 
   it('turns an exception or a timeout into the fallback, sends no changes, and logs it', async () => {
