@@ -198,7 +198,8 @@ describe('milter session', () => {
     const body = Buffer.concat(replies.filter(([c]) => c === 'b').map(([, d]) => d));
     expect(body.toString('latin1')).toBe('a'.repeat(8192) + 'b'.repeat(8192) + 'c'.repeat(8192));
     const emptied = await exchange({ eom: (changes) => void changes.replaceBody(Buffer.alloc(0)) }, [POSTFIX_OPTNEG, encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.BODYEOB)]);
-    expect(emptied.replies.map(([c, d]) => `${c}${d.length}`)).toEqual(['O12', 'b0', 'c0']);
+    // MAIL is answered (the filter has no hook for it, but the test sends it anyway); then an empty body, then the verdict.
+    expect(emptied.replies.map(([c, d]) => `${c}${d.length}`)).toEqual(['O12', 'c0', 'b0', 'c0']);
     // Through the harness too: what the MTA would deliver.
     const delivered = await runMilter(() => pieces, { message: Buffer.from('Subject: x\r\n\r\nold\r\n'), sender: 'a@example.com', recipients: ['b@example.org'] });
     expect(delivered.delivered?.toString('latin1')).toBe(`Subject: x\r\n\r\n${'a'.repeat(8192)}${'b'.repeat(8192)}${'c'.repeat(8192)}`);
