@@ -44,7 +44,7 @@ async function clusterStats(): Promise<StatsSnapshot> {
 
 /** Builds a configuration's plugins once, in a thread of its own, to know they load before any worker needs them. */
 async function checkPlugins(loaded: LoadedConfig, log: DaemonLog, signal?: AbortSignal): Promise<void> {
-  const check = await PipelineThreads.start({ threads: 1, graceMs: loaded.config.threadGraceMs, startTimeoutMs: loaded.config.threadStartTimeoutMs, data: { pipeline: loaded.config.pipeline, baseDirectory: loaded.baseDirectory }, log, messageLog: () => {} }, signal);
+  const check = await PipelineThreads.start({ threads: 1, graceMs: loaded.config.threadGraceMs, startTimeoutMs: loaded.config.threadStartTimeoutMs, workBudgetBytes: loaded.config.bodyMemoryBudgetBytes, data: { pipeline: loaded.config.pipeline, baseDirectory: loaded.baseDirectory }, log, messageLog: () => {} }, signal);
   await check.retire();
 }
 

@@ -150,6 +150,7 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
         threads: config.threads,
         graceMs: config.threadGraceMs,
         startTimeoutMs: config.threadStartTimeoutMs,
+        workBudgetBytes: config.bodyMemoryBudgetBytes,
         data: { pipeline: config.pipeline, baseDirectory },
       log: record,
         messageLog: (fields) => {

@@ -28,6 +28,11 @@ export interface ThreadPoolOptions {
   graceMs: number;
   /** How long a thread may take to build its plugins (a module that loads for ever must not hold a start or a reload). */
   startTimeoutMs: number;
+  /**
+   * Bytes of messages the threads may work on at once (a thread holds each one whole, its body read
+   * back): past it, ends of message wait their turn, in order; one larger than it goes alone.
+   */
+  workBudgetBytes: number;
   data: ThreadData;
   /** The daemon's log: the threads' events, and the plugins' own lines. */
   log: (event: string, fields: Record<string, unknown>) => void;
@@ -98,6 +103,9 @@ export class PipelineThreads implements MessageWork {
   /** Calls waiting for a ready thread (all of them being replaced). */
   private readonly waiting = new Set<() => void>();
   private restartDelayMs = 0;
+  /** Bytes of the messages being worked on in the threads now, and the ends of message waiting for room. */
+  private workBytes = 0;
+  private readonly waitingForRoom: { bytes: number; admit: () => void }[] = [];
   private retiring = false;
   /** Set once the threads are being closed: nothing is dispatched any more. */
   private closing = false;
@@ -429,6 +437,53 @@ export class PipelineThreads implements MessageWork {
     this.markClosed();
   }
 
+  /**
+   * Waits until a message of `bytes` may go to a thread (see workBudgetBytes), in the order they came;
+   * resolves with the function that gives its room back.
+   */
+  async room(bytes: number, signal: AbortSignal): Promise<() => void> {
+    signal.throwIfAborted();
+    if (this.waitingForRoom.length === 0 && this.fits(bytes)) this.workBytes += bytes;
+    // Its bytes are counted when it is let in (admitWaiting).
+    else {
+      await new Promise<void>((resolve, reject) => {
+        const entry = { bytes, admit: resolve };
+        this.waitingForRoom.push(entry);
+        signal.addEventListener(
+          'abort',
+          () => {
+            const at = this.waitingForRoom.indexOf(entry);
+            if (at < 0) return;
+            this.waitingForRoom.splice(at, 1);
+            reject(signal.reason);
+            this.admitWaiting();
+          },
+          { once: true },
+        );
+      });
+    }
+    let given = false;
+    return () => {
+      if (given) return;
+      given = true;
+      this.workBytes -= bytes;
+      this.admitWaiting();
+    };
+  }
+
+  private fits(bytes: number): boolean {
+    return this.workBytes === 0 || this.workBytes + bytes <= this.options.workBudgetBytes;
+  }
+
+  private admitWaiting(): void {
+    while (this.waitingForRoom.length > 0 && this.fits((this.waitingForRoom[0] as { bytes: number }).bytes)) {
+      const next = this.waitingForRoom.shift() as { bytes: number; admit: () => void };
+      // Counted now, before another is let in.
+      this.workBytes += next.bytes;
+      next.admit();
+    }
+  }
+
   /** Logs a message over the size limit (no thread needed). */
   logOversize(envelope: Envelope, size: number, action: OversizeAction): void {
     this.options.messageLog(oversizeRecord(envelope, size, action));
@@ -468,16 +523,21 @@ class PoolJob implements MessageJob {
     // A disk that stalls while the last of a spilled body is written must not hold the message past its time.
     const complete = await Promise.race([body.complete(), new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(signal.reason), { once: true }))]);
     const checkRecipients = !recipientsChecked && this.pool.checksRecipients;
-    return this.pool.call<MessageOutcome>(
+    const giveBack = await this.pool.room(header.length + body.size, signal);
+    try {
+      return await this.pool.call<MessageOutcome>(
       this,
       'run',
       (call) => {
         if ('file' in complete) return { message: { type: 'run', call, id: this.id, envelope: this.envelope, checkRecipients, message: { header: new Uint8Array(header), file: complete.file } }, transfer: [] };
         const bytes = joinUnshared([header, ...complete.chunks]);
         return { message: { type: 'run', call, id: this.id, envelope: this.envelope, checkRecipients, message: { bytes: bytes.buffer as ArrayBuffer, headerLength: header.length } }, transfer: [bytes.buffer as ArrayBuffer] };
-      },
-      signal,
-    );
+        },
+        signal,
+      );
+    } finally {
+      giveBack();
+    }
   }
 
   answered(): void {

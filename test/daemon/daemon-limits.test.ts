@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
 import { Command } from '../../src/milter/protocol.js';
 import { startDaemon, startDaemonBehindPostfix } from '../support/daemon.js';
-import { POSTFIX_OFFER, rawPeer, type RawMilterPeer } from '../support/milter-client.js';
+import { POSTFIX_OFFER, rawPeer, sendOn, type RawMilterPeer } from '../support/milter-client.js';
 import { sendMessage } from '../support/smtp-client.js';
 import { bigText, dangerousMessage } from '../support/test-messages.js';
 
@@ -139,4 +139,52 @@ describe('milterkit milter: kill -9 behind Postfix with messages in flight', () 
       rmSync(spool, { recursive: true, force: true });
     }
   }, 90_000);
+});
+
+describe('milterkit milter: ends of message within the memory budget', () => {
+  it('hands messages to the threads only while the bytes being worked on fit in bodyMemoryBudgetBytes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-work-budget-'));
+    // Counts the messages its thread works on at once, across both threads (the count lives in a file).
+    writeFileSync(join(dir, 'count.mjs'), `
+import { appendFileSync, readFileSync } from 'node:fs';
+const file = ${JSON.stringify(join(dir, 'count.txt'))};
+const now = () => readFileSync(file, 'utf8').split('').reduce((n, c) => n + (c === '+' ? 1 : -1), 0);
+export default () => ({ name: 'count', async check() {
+  appendFileSync(file, '+');
+  const at = now();
+  await new Promise((r) => setTimeout(r, 300));
+  appendFileSync(file, '-');
+  return { action: 'accept', log: { atOnce: at } };
+} });
+`);
+    writeFileSync(join(dir, 'count.txt'), '');
+    const run = async (budget: number): Promise<number[]> => {
+      writeFileSync(join(dir, 'count.txt'), '');
+      writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', threads: 2, statsIntervalSeconds: 0, bodyMemoryBudgetBytes: budget, pipeline: [{ plugin: 'module', path: './count.mjs' }] }));
+      const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')]);
+      try {
+        const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+        const replies = await Promise.all(Array.from({ length: 4 }, async () => {
+          const peer = await rawPeer({ port });
+          peer.socket.write(POSTFIX_OFFER);
+          await peer.replied(1);
+          const answer = await sendOn(peer, { subject: 'sixty kilobytes', body: bigText(60_000) });
+          peer.socket.destroy();
+          return answer.at(-1);
+        }));
+        expect(replies).toEqual(['c', 'c', 'c', 'c']);
+        return daemon.lines.filter((l) => l.event === 'message').map((l) => l.atOnce as number);
+      } finally {
+        expect(await daemon.stop()).toBe(0);
+      }
+    };
+    try {
+      // Room for one 60 KB message at a time: one after another.
+      expect(await run(100_000)).toEqual([1, 1, 1, 1]);
+      // Room for all of them: together.
+      expect(Math.max(...(await run(8 * 1024 * 1024)))).toBeGreaterThan(1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
