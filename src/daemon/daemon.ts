@@ -107,6 +107,8 @@ async function startupFailure(step: () => Promise<void>, stopping: AbortSignal):
 
 /** An old configuration's threads are stopped at the latest this long after a reload; a message still on them gets the fallback. */
 const RETIRE_DEADLINE_MS = 10 * 60_000;
+/** At a stop, once the connections are closed, what is still open of a message is given up after this. */
+const STOP_DEADLINE_MS = 5000;
 
 /**
  * The pipeline of the configuration in force, taken by each message at its first step that involves
@@ -171,7 +173,7 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
   let server: MilterServer | undefined;
   let health: Server | undefined;
   /** Pools of earlier configurations still finishing their messages. */
-  const retiring = new Set<Promise<void>>();
+  const retiring = new Set<PipelineThreads>();
   // One filter for the daemon's life: its limits are asked again for each message, its work is the configuration in force.
   const filter = messageFilter(workInForce(() => inForce().threads), () => {
     const { config } = inForce();
@@ -238,9 +240,8 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
     const { config, restartNeeded } = reloadedConfig(current.config, loaded.config);
     generation = { config, baseDirectory: loaded.baseDirectory, threads };
     budget.limit = config.bodyMemoryBudgetBytes;
-    const retired = current.threads.retire(RETIRE_DEADLINE_MS);
-    retiring.add(retired);
-    void retired.finally(() => retiring.delete(retired));
+    retiring.add(current.threads);
+    void current.threads.retire(RETIRE_DEADLINE_MS).finally(() => retiring.delete(current.threads));
     record('reloaded', { why, plugins: threads.plugins, threads: config.threads, ...(restartNeeded.length > 0 ? { restartNeeded, note: 'these keep their values until the daemon is restarted' } : {}) });
   };
 
@@ -274,7 +275,7 @@ async function runProcess(args: DaemonArguments, first: LoadedConfig): Promise<n
   log('stopping', { signal: stop, connections: server.connections });
   await server.close();
   clearInterval(statsTimer);
-  await Promise.all([generation.threads.retire(), ...retiring]);
+  await Promise.all([generation.threads, ...retiring].map((threads) => threads.retire(STOP_DEADLINE_MS)));
   await new Promise((resolve) => (health ? health.close(resolve) : resolve(undefined)));
   log('stopped', { ...snapshot() });
   return 0;

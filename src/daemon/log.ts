@@ -2,8 +2,12 @@ import cluster from 'node:cluster';
 
 export type DaemonLog = (event: string, fields: Record<string, unknown>) => void;
 
-/** Structured logs: one JSON line per event, on stdout; a cluster worker's lines say which worker. */
+/**
+ * Structured logs: one JSON line per event, on stdout; a cluster worker's lines say which worker. The
+ * line's time, event and worker come first and are never taken from the fields.
+ */
 export const log: DaemonLog = (event, fields) => {
-  const worker = cluster.isWorker ? { worker: cluster.worker?.id } : {};
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event, ...worker, ...fields })}\n`);
+  const line: Record<string, unknown> = { time: new Date().toISOString(), event, ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) };
+  for (const [key, value] of Object.entries(fields)) if (!(key in line)) line[key] = value;
+  process.stdout.write(`${JSON.stringify(line)}\n`);
 };

@@ -1,7 +1,7 @@
 import type { MimeMessage } from '../mime/message.js';
 import { FilterError } from '../milter/filter.js';
 import type { Envelope, MessageTransform, OversizeAction, RecipientResult, TransformResult } from '../milter/message-work.js';
-import { checkPluginResult, checkRecipientResult } from './plugin-result.js';
+import { checkPluginResult, checkRecipientResult, RESERVED_FIELDS } from './plugin-result.js';
 import { inPluginScope } from './plugin-scope.js';
 import { errorText } from './error-text.js';
 
@@ -126,9 +126,18 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
     if (!trouble) troubles.set(envelope, (trouble = { over: false }));
     return trouble;
   };
-  // A FilterError a plugin threw itself keeps its fields, but the plugin and the message are ours to name.
+  // A FilterError a plugin threw itself keeps its fields, but not those naming the line's own facts: the
+  // plugin and the message are ours to name.
+  const ownFields = (err: unknown): Record<string, unknown> => (err instanceof FilterError ? Object.fromEntries(Object.entries(err.fields).filter(([key]) => !RESERVED_FIELDS.has(key))) : {});
   const failure = (plugin: string, what: string, err: unknown, facts: Record<string, unknown>): PluginFailure =>
-    err instanceof PluginFailure ? err : new PluginFailure(`plugin ${plugin}: ${what}: ${errorText(err)}`, { ...(err instanceof FilterError ? err.fields : {}), plugin, ...facts }, { cause: err });
+    err instanceof PluginFailure ? err : new PluginFailure(`plugin ${plugin}: ${what}: ${errorText(err)}`, { ...ownFields(err), plugin, ...facts }, { cause: err });
+  /** A failure from outside the plugin's own call: it fails the end now if it runs, or when it comes. */
+  const befall = (trouble: Trouble, err: PluginFailure): boolean => {
+    if (trouble.over) return false;
+    if (trouble.interrupt) trouble.interrupt(err);
+    else trouble.failure ??= err;
+    return true;
+  };
 
   const transform = (async (message, envelope, signal) => {
     const trouble = troubleOf(envelope);
@@ -168,6 +177,8 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
       }
       // The time ran out during the last plugin: the MTA has the fallback, so no verdict is logged.
       signal.throwIfAborted();
+      // A failure from outside (a begin that failed late) that came while no plugin was being waited for.
+      if (trouble.failure) throw trouble.failure;
       const verdict: MessageVerdict = final ? (final.action as MessageVerdict) : quarantine !== undefined ? 'quarantine' : changed ? 'changed' : 'clean';
       log({ ...messageFacts(envelope, messageId), verdict, ...(verdict === 'quarantine' ? { quarantine } : {}), ...fields }, envelope);
       if (final) return final;
@@ -179,18 +190,17 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
 
   transform.fail = (envelope, plugin, error) => {
     const trouble = troubleOf(envelope);
-    if (trouble.over) return false;
-    const err = failure(plugin, 'work it started and did not wait for failed', error, trouble.facts ?? { queueId: envelope.queueId });
-    if (trouble.interrupt) trouble.interrupt(err);
-    else trouble.failure ??= err;
-    return true;
+    return befall(trouble, failure(plugin, 'work it started and did not wait for failed', error, trouble.facts ?? { queueId: envelope.queueId }));
   };
   transform.oversize = (envelope, size, action) => log(oversizeRecord(envelope, size, action), envelope);
   transform.begin = (envelope) => {
     for (const plugin of plugins) {
       if (!plugin.begin) continue;
       // Not waited for: a failure, now or later, fails the message at its end.
-      const recordFailure = (err: unknown): void => void (troubleOf(envelope).failure ??= failure(plugin.name, 'begin failed', err, { queueId: envelope.queueId }));
+      const recordFailure = (err: unknown): void => {
+        const trouble = troubleOf(envelope);
+        befall(trouble, failure(plugin.name, 'begin failed', err, trouble.facts ?? { queueId: envelope.queueId }));
+      };
       try {
         const started: unknown = inPluginScope({ plugin: plugin.name, envelope }, () => plugin.begin?.(envelope));
         if (typeof (started as PromiseLike<unknown> | undefined)?.then === 'function') (started as PromiseLike<unknown>).then(undefined, recordFailure);

@@ -8,7 +8,7 @@ const ACTIONS = new Set(['accept', 'quarantine', 'reject', 'tempfail', 'discard'
  * Names a plugin's log fields may not take: the facts of the line itself (what the message is, what
  * became of it, when, which event), which a plugin must not be able to rewrite in the log or the figures.
  */
-const RESERVED_FIELDS = new Set(['time', 'event', 'worker', 'stage', 'queueId', 'messageId', 'sender', 'recipients', 'recipient', 'client', 'verdict', 'quarantine', 'oversize']);
+export const RESERVED_FIELDS: ReadonlySet<string> = new Set(['time', 'event', 'worker', 'stage', 'queueId', 'messageId', 'sender', 'recipients', 'recipient', 'client', 'verdict', 'quarantine', 'oversize']);
 
 /** What a value is, for an error message: a plugin author must see at once what came back. */
 function describe(value: unknown): string {

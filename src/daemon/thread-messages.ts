@@ -82,3 +82,18 @@ export function checkedRecipient(value: unknown): RecipientResult {
   if ((action !== 'reject' && action !== 'tempfail') || (reply !== undefined && typeof reply !== 'string')) throw new Error(`a thread answered the recipient check ${JSON.stringify(value)}`);
   return reply === undefined ? { action } : { action, reply };
 }
+
+/** A result's message records, checked: plain objects of fields. */
+function checkedRecords(records: unknown): Record<string, unknown>[] {
+  if (!Array.isArray(records) || !records.every((record) => typeof record === 'object' && record !== null && !Array.isArray(record))) throw new Error('a thread answered message records of no known shape');
+  return records as Record<string, unknown>[];
+}
+
+/** A call's answer from a thread, all of it checked before the connection loop acts on any of it. */
+export function checkedResult(message: FromThread & { type: 'result' }, kind: 'run' | 'recipient'): { ok: true; value: MessageOutcome | RecipientResult; records: Record<string, unknown>[] } | { ok: false; error: ThreadFailure; records: Record<string, unknown>[] } {
+  const records = checkedRecords(message.records);
+  if (message.ok === true) return { ok: true, value: kind === 'run' ? checkedOutcome(message.value) : checkedRecipient(message.value), records };
+  const error = message.error as Partial<ThreadFailure> | undefined;
+  if (message.ok !== false || typeof error?.message !== 'string' || typeof error.fields !== 'object' || error.fields === null) throw new Error('a thread answered a failure of no known shape');
+  return { ok: false, error: { message: error.message, fields: error.fields }, records };
+}

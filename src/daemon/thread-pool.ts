@@ -6,7 +6,7 @@ import { joinUnshared } from '../milter/transform-message.js';
 import { errorText } from './error-text.js';
 import { oversizeRecord, type MessageLog } from './pipeline.js';
 import { outputLines } from './output-lines.js';
-import { checkedOutcome, checkedRecipient, type FromThread, type ThreadData, type ThreadStart, type ToThread } from './thread-messages.js';
+import { checkedResult, type FromThread, type ThreadData, type ThreadStart, type ToThread } from './thread-messages.js';
 
 const ENTRY = new URL('./pipeline-thread.js', import.meta.url);
 /** A thread that could not start, or died soon after it did, is replaced after a pause that doubles up to the last. */
@@ -107,6 +107,7 @@ export class PipelineThreads implements MessageWork {
   private workBytes = 0;
   private readonly waitingForRoom: { bytes: number; admit: () => void }[] = [];
   private retiring = false;
+  private retireTimer: NodeJS.Timeout | undefined;
   /** Set once the threads are being closed: nothing is dispatched any more. */
   private closing = false;
   private readonly closed: Promise<void>;
@@ -161,7 +162,11 @@ export class PipelineThreads implements MessageWork {
   retire(deadlineMs?: number): Promise<void> {
     this.retiring = true;
     if (this.openJobs === 0) this.closeThreads();
-    else if (deadlineMs !== undefined) setTimeout(() => this.closeThreads(), deadlineMs).unref();
+    else if (deadlineMs !== undefined && !this.closing) {
+      // Asked again (a stop after a reload), the nearer deadline holds.
+      clearTimeout(this.retireTimer);
+      this.retireTimer = setTimeout(() => this.closeThreads(), deadlineMs);
+    }
     return this.closed;
   }
 
@@ -211,27 +216,28 @@ export class PipelineThreads implements MessageWork {
       case 'result': {
         const call = thread.calls.get(message.call);
         if (!call) return;
+        let result: ReturnType<typeof checkedResult>;
+        try {
+          result = checkedResult(message, call.kind);
+        } catch (err) {
+          // Never a pass: the call gets the fallback, and the thread, which cannot be trusted, is replaced.
+          thread.calls.delete(message.call);
+          clearTimeout(call.graceTimer);
+          this.fail(call, new FilterError(`pipeline thread: ${errorText(err)}`, { queueId: call.job.envelope.queueId }));
+          throw err;
+        }
         thread.calls.delete(message.call);
         clearTimeout(call.graceTimer);
         // Given up already (its time was up): the MTA had the fallback, so what its work logged does not count.
         if (call.settled) return;
         call.settled = true;
-        if (!message.ok) {
-          call.reject(new FilterError(String(message.error.message), message.error.fields));
+        if (!result.ok) {
+          call.reject(new FilterError(result.error.message, result.error.fields));
           return;
         }
-        let value: MessageOutcome | RecipientResult;
-        try {
-          value = call.kind === 'run' ? checkedOutcome(message.value) : checkedRecipient(message.value);
-        } catch (err) {
-          // Never a pass: the message gets the fallback, and the thread is replaced.
-          call.reject(new FilterError(`pipeline thread: ${errorText(err)}`, { queueId: call.job.envelope.queueId }));
-          this.stopThread(thread, errorText(err));
-          return;
-        }
-        if (call.kind === 'run') call.job.records = message.records;
-        else for (const record of message.records) this.options.messageLog(record);
-        call.resolve(value);
+        if (call.kind === 'run') call.job.records = result.records;
+        else for (const record of result.records) this.options.messageLog(record);
+        call.resolve(result.value);
         return;
       }
       case 'message-log':
@@ -316,8 +322,9 @@ export class PipelineThreads implements MessageWork {
   /** The job's thread, binding it to one first (and starting its plugins' early work there, if it had begun). */
   bind(job: PoolJob, signal: AbortSignal | undefined): Promise<PipelineThread> {
     if (job.thread?.state === 'ready') return Promise.resolve(job.thread);
-    // One binding at a time: an early `begin` and the end of message must not pick two threads.
-    job.binding ??= this.pick(signal)
+    // One binding at a time: an early `begin` and the end of message must not pick two threads. It is
+    // the job's, so it waits as long as the job lasts; each caller stops waiting when its own time is up.
+    job.binding ??= this.pick(undefined)
       .then((thread) => {
         if (job.closed) throw new FilterError('the message is over');
         job.thread?.jobs.delete(job);
@@ -328,7 +335,15 @@ export class PipelineThreads implements MessageWork {
         return thread;
       })
       .finally(() => (job.binding = undefined));
-    return job.binding;
+    job.binding.catch(() => undefined);
+    if (!signal) return job.binding;
+    const binding = job.binding;
+    return new Promise<PipelineThread>((resolve, reject) => {
+      const giveUp = (): void => reject(signal.reason);
+      if (signal.aborted) return giveUp();
+      signal.addEventListener('abort', giveUp, { once: true });
+      binding.then(resolve, reject).finally(() => signal.removeEventListener('abort', giveUp));
+    });
   }
 
   /** The job's plugins' `begin`, in its thread; binds it first if need be. */
@@ -357,6 +372,8 @@ export class PipelineThreads implements MessageWork {
   private dispatch(call: Call): void {
     this.bind(call.job, call.signal).then(
       (thread) => {
+        // Its time ran out while it waited for a thread: no plugin is to start on it.
+        if (call.signal?.aborted) return this.fail(call, call.signal.reason instanceof Error ? call.signal.reason : new Error('aborted'));
         const id = this.nextCall++;
         try {
           const { message, transfer } = call.request(id);
@@ -411,6 +428,7 @@ export class PipelineThreads implements MessageWork {
   private closeThreads(): void {
     if (this.closing) return;
     this.closing = true;
+    clearTimeout(this.retireTimer);
     for (const wake of [...this.waiting]) wake();
     const threads = [...this.threads];
     void Promise.all(
@@ -516,6 +534,8 @@ class PoolJob implements MessageJob {
   }
 
   recipient(recipient: string, signal: AbortSignal | undefined): Promise<RecipientResult> {
+    // No plugin of this configuration checks recipients (the connection was made under one that did).
+    if (!this.pool.checksRecipients) return Promise.resolve(undefined);
     return this.pool.call<RecipientResult>(this, 'recipient', (call) => ({ message: { type: 'recipient', call, id: this.id, envelope: this.envelope, recipient }, transfer: [] }), signal);
   }
 

@@ -50,6 +50,8 @@ interface MessageInProgress {
   job: MessageJob;
   /** Header and body bytes received. */
   size: number;
+  /** Recipients whose check the MTA waited for at RCPT. */
+  checkedRecipients: number;
   /** Past maxMessageBytes: nothing more is kept. */
   oversize: boolean;
 }
@@ -94,6 +96,7 @@ export function messageFilter(work: MessageTransform | MessageWork, options: Ada
         envelope,
         job: source.open(envelope),
         size: 0,
+        checkedRecipients: 0,
         oversize: false,
       };
     };
@@ -133,16 +136,21 @@ export function messageFilter(work: MessageTransform | MessageWork, options: Ada
       },
       envRcpt(recipient, _args, signal) {
         const m = current();
+        // A signal comes only where the MTA waits for this answer: only then can a check refuse this
+        // recipient. Where it does not (the connection was negotiated before its work checked
+        // recipients, even across QUIT_NC), the check comes at the end, for the whole message.
+        const answered = signal !== undefined;
         const admit = (refused: RecipientResult): Verdict => {
           if (refused) return refused.reply ? { reply: refused.reply } : refused.action;
           // Too late: the MTA has the fallback for this recipient, which is not one of the message's.
           if (signal?.aborted) return 'continue';
           m.envelope.recipients.push(recipient);
+          if (answered) m.checkedRecipients++;
           if (m.envelope.recipients.length === 1) m.job.begin();
           return 'continue';
         };
         // Only a recipient check that is waited for makes a promise (and the session's timer for it).
-        const refused = checksRecipients ? m.job.recipient(recipient, signal) : undefined;
+        const refused = answered ? m.job.recipient(recipient, signal) : undefined;
         return typeof (refused as PromiseLike<RecipientResult> | undefined)?.then === 'function' ? Promise.resolve(refused).then(admit) : admit(refused as RecipientResult);
       },
       header(name, value) {
@@ -165,7 +173,7 @@ export function messageFilter(work: MessageTransform | MessageWork, options: Ada
             m.job.oversize(m.size, m.oversizeAction);
             return m.oversizeAction === 'accept' ? 'continue' : { reply: OVERSIZE_REPLY };
           }
-          const outcome = await m.job.run({ header: headerBlock(m.headers), body: m.body, recipientsChecked: checksRecipients }, signal);
+          const outcome = await m.job.run({ header: headerBlock(m.headers), body: m.body, recipientsChecked: m.checkedRecipients === m.envelope.recipients.length }, signal);
           applyEdits(outcome.edits, changes);
           // Not when the time ran out meanwhile: the MTA has the fallback, and that is what counts.
           if (!signal.aborted) m.job.answered();

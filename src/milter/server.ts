@@ -117,6 +117,12 @@ function resolveSettings(settings: ConnectionSettings): Required<Omit<Connection
   return resolved;
 }
 
+/**
+ * What a frame waiting to be handled costs in memory besides its bytes (the frame, its closure and its
+ * promise): counted, so that a peer sending tiny packets cannot queue millions of them.
+ */
+const QUEUED_FRAME_COST = 512;
+
 /** One MTA connection's state, as the server sees it. */
 interface Connection {
   socket: Socket;
@@ -129,6 +135,8 @@ interface Connection {
   queuedBytes: number;
   /** Reading stopped: the peer sends faster than its frames are handled. */
   paused: boolean;
+  /** QUIT came: nothing after it is handled. */
+  quit: boolean;
 }
 
 /**
@@ -144,7 +152,8 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
   const connections = new Set<Connection>();
   let closing = false;
 
-  const isIdle = (c: Connection): boolean => !c.session.busy && c.queued === 0 && c.reader.buffered === 0;
+  // Idle: no message, nothing received waiting, nothing of an answer still on its way out.
+  const isIdle = (c: Connection): boolean => !c.session.busy && c.queued === 0 && c.reader.buffered === 0 && c.socket.writableLength === 0;
   /** Closes a connection for a reason of the server's own, with a log line that says which limit. */
   const closeFor = (c: Connection, log: SessionOptions['log'], reason: string, limit: string, facts: Record<string, unknown> = {}): void => {
     connections.delete(c);
@@ -172,12 +181,13 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     if (spec.kind === 'tcp') socket.setNoDelay(true);
     const reader = new FrameReader(maxPacketSize);
     const session = new MilterSession(filter, () => settings.session, (frames) => {
+      connection.lastActive = Date.now();
       // Corked: the frames of one answer leave in one system call (each write would wake the MTA).
       socket.cork();
       for (const frame of frames) socket.write(frame);
       socket.uncork();
     });
-    const connection: Connection = { socket, session, reader, lastActive: Date.now(), queued: 0, queuedBytes: 0, paused: false };
+    const connection: Connection = { socket, session, reader, lastActive: Date.now(), queued: 0, queuedBytes: 0, paused: false, quit: false };
     // A peer that sends packet after packet without waiting for the answers (an MTA waits for most) is
     // read no further than this ahead: what it sends waits in its socket, not in the daemon's memory.
     const readAhead = Math.max(2 * maxPacketSize, 1024 * 1024);
@@ -208,12 +218,16 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
       }
       armFrameTimer();
       for (const frame of frames) {
+        // Nothing after QUIT is read: the connection is over.
+        if (connection.quit) break;
+        if (frame.command === Command.QUIT) connection.quit = true;
         if (frame.command === Command.OPTNEG) clearTimeout(negotiation);
+        const cost = frame.data.length + 5 + QUEUED_FRAME_COST;
         connection.queued++;
-        connection.queuedBytes += frame.data.length + 5;
+        connection.queuedBytes += cost;
         queue = queue.then(async () => {
           connection.queued--;
-          connection.queuedBytes -= frame.data.length + 5;
+          connection.queuedBytes -= cost;
           // Caught up: read on (a packet begun while reading stopped gets its whole time again).
           if (connection.paused && connection.queuedBytes <= readAhead / 2) {
             connection.paused = false;
@@ -221,7 +235,8 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
             armFrameTimer();
           }
           await session.handle(frame);
-          if (frame.command === Command.QUIT) socket.end();
+          // Its answers sent, the connection goes, whatever the peer sends after it.
+          if (frame.command === Command.QUIT) socket.destroySoon();
           // Between messages a shutdown may end the connection.
           if (closing && isIdle(connection)) socket.end();
         }).catch(fail);

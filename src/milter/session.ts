@@ -432,6 +432,8 @@ export class MilterSession {
   /** Handles one frame; resolves when its reply (if any) has been sent. */
   async handle(frame: Frame): Promise<void> {
     const command = parseCommand(frame);
+    // After QUIT the connection is over (libmilter reads nothing more): a message begun then would never end.
+    if (this.closed && command.type !== 'quit') throw new MilterProtocolError(`${command.type} after QUIT`);
     const f = this.filter;
     switch (command.type) {
       case 'optneg':

@@ -197,6 +197,44 @@ describe('milterkit milter: one pipeline thread, faults beside legitimate work',
     }
   }, 30_000);
 
+  it('a message whose time runs out while it waits for a thread is never worked on afterwards', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'milterkit-late-thread-'));
+    // Once one of its threads has died, a new one takes 3 s to build the plugin.
+    writeFileSync(join(dir, 'slow-again.mjs'), `
+import { existsSync, writeFileSync } from 'node:fs';
+const died = ${JSON.stringify(join(dir, 'died'))};
+export default async function () {
+  if (existsSync(died)) await new Promise((r) => setTimeout(r, 3000));
+  return {
+    name: 'slow-again',
+    begin() {},
+    check(message) {
+      const subject = message.headers.get('subject') ?? '';
+      console.log('check ran for ' + subject);
+      if (subject.includes('die')) { writeFileSync(died, ''); process.exit(1); }
+      return { action: 'accept' };
+    },
+  };
+}
+`);
+    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', threads: 1, eomTimeoutMs: 1500, statsIntervalSeconds: 0, pipeline: [{ plugin: 'module', path: './slow-again.mjs' }] }));
+    const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')]);
+    try {
+      const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+      expect((await sendOverMilter({ port }, 'die')).at(-1)).toBe('t');
+      expect((await sendOverMilter({ port }, 'second')).at(-1)).toBe('t');
+      // By now the new thread is up (1 s pause, 3 s to build): had the second message waited for it, its check would have run.
+      await new Promise((r) => setTimeout(r, 5000));
+      expect(daemon.lines.filter((l) => l.event === 'plugin-output').map((l) => l.text)).toEqual(['check ran for die']);
+      const asked = Date.now();
+      expect(await daemon.stop()).toBe(0);
+      expect(Date.now() - asked).toBeLessThan(3000);
+    } finally {
+      await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
   it('while no thread is ready the health endpoint says so (503), and mail waits for the new one', async () => {
     const d = await oneThread();
     try {

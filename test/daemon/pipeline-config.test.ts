@@ -70,11 +70,25 @@ describe('pipeline: plugin answers are checked at run time (plugins are plain Ja
     expect(refused).toMatchObject({ verdict: 'reject', reply: '554-5.7.1 first\r\n554 5.7.1 second' });
   });
 
-  it('a FilterError a plugin throws itself keeps its fields, but cannot rename the plugin or the stage', async () => {
-    const sly: MilterPlugin = { name: 'sly', check: () => { throw new FilterError('my own words', { plugin: 'someone-else', stage: 'connect', detail: 42 }); } };
+  it('a FilterError a plugin throws itself keeps its fields, but cannot rename the plugin, the stage or the line\'s facts', async () => {
+    const sly: MilterPlugin = { name: 'sly', check: () => { throw new FilterError('my own words', { plugin: 'someone-else', stage: 'connect', detail: 42, event: 'message', verdict: 'clean', queueId: 'forged', time: '1970-01-01' }); } };
     const result = await runMilter(messageFilter(pipeline([sly], () => {})), input);
     expect(result.verdict).toBe('tempfail');
-    expect(result.log).toEqual([expect.objectContaining({ event: 'filter-error', stage: 'eom', plugin: 'sly', detail: 42, error: 'plugin sly: check failed: my own words' })]);
+    expect(result.log).toEqual([{ event: 'filter-error', stage: 'eom', plugin: 'sly', detail: 42, queueId: undefined, messageId: undefined, error: 'plugin sly: check failed: my own words', fallback: 'tempfail' }]);
+  });
+
+  it('a begin that fails while the end of message runs still fails it', async () => {
+    const late: MilterPlugin = {
+      name: 'late',
+      begin: () => new Promise((_, reject) => setTimeout(() => reject(new Error('the probe broke')), 50)),
+      check: () => new Promise((resolve) => setTimeout(() => resolve({ action: 'accept' }), 150)),
+    };
+    const result = await runMilter(messageFilter(pipeline([late], () => {})), input);
+    expect(result.verdict).toBe('tempfail');
+    expect(result.log).toEqual([expect.objectContaining({ event: 'filter-error', plugin: 'late', error: 'plugin late: begin failed: the probe broke' })]);
+    // Nor can one that fails between two plugins' turns slip through.
+    const quick: MilterPlugin = { name: 'quick', begin: () => Promise.reject(new Error('at once')), check: () => ({ action: 'accept' }) };
+    expect((await runMilter(messageFilter(pipeline([quick], () => {})), input)).verdict).toBe('tempfail');
   });
 
   it('a recipient check of the wrong shape tempfails that recipient, never lets it through', async () => {

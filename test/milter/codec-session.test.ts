@@ -4,6 +4,7 @@ import { encodeFrame, encodeResponse, FrameReader, MilterProtocolError, parseCom
 import type { FilterFactory, MilterFilter } from '../../src/milter/filter.js';
 import { Action, Command, Protocol } from '../../src/milter/protocol.js';
 import { messageFilter } from '../../src/milter/message-adapter.js';
+import type { MessageWork } from '../../src/milter/message-work.js';
 import { runMilter } from '../../src/milter/harness.js';
 import { pipeline, type MilterPlugin } from '../../src/daemon/pipeline.js';
 import { MilterSession, type SessionOptions } from '../../src/milter/session.js';
@@ -506,5 +507,50 @@ describe('milter session: message boundaries', () => {
     expect(dropped.log).toContainEqual(expect.objectContaining({ event: 'filter-error', stage: 'envRcpt' }));
     const broken: MilterFilter = { noReply: ['envRcpt'], envRcpt: () => { throw new Error('bug'); }, eom: () => 'continue' };
     expect((await exchange(broken, frames)).replies.map(([c]) => c)).toEqual(['O', 'c', 't']);
+  });
+});
+
+describe('messageFilter: recipients the MTA did not wait for', () => {
+  it('tells the work at the end that they were not checked at RCPT (one that began checking after the connection negotiated, even across QUIT_NC)', async () => {
+    const ran: boolean[] = [];
+    const asked: string[] = [];
+    let checks = false;
+    const work: MessageWork = {
+      get checksRecipients() {
+        return checks;
+      },
+      open: () => ({
+        begin: () => {},
+        recipient: (recipient) => void asked.push(recipient),
+        run: async ({ body, recipientsChecked }) => {
+          await body.take();
+          ran.push(recipientsChecked);
+          return { verdict: 'continue', edits: [] };
+        },
+        answered: () => {},
+        oversize: () => {},
+        close: () => {},
+      }),
+    };
+    const message = [encodeFrame(Command.MAIL, z('<a@b>\0')), encodeFrame(Command.RCPT, z('<c@d>\0')), encodeFrame(Command.BODYEOB)];
+    // Negotiated while the work did not check: RCPT is sent without waiting for an answer.
+    const sent: Buffer[] = [];
+    const session = new MilterSession(messageFilter(work), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, (frames) => sent.push(...frames));
+    const handle = async (frames: Buffer[]) => {
+      for (const frame of new FrameReader(1 << 20).push(Buffer.concat(frames))) await session.handle(frame);
+    };
+    await handle([POSTFIX_OPTNEG, ...message]);
+    // Now it checks (a reload); the same connection, and a new SMTP session on it.
+    checks = true;
+    await handle(message);
+    await handle([encodeFrame(Command.QUIT_NC), ...message]);
+    // Never asked at RCPT: the work must check them at the end (where it checks at all).
+    expect(ran).toEqual([false, false, false]);
+    expect(asked).toEqual([]);
+    // A connection negotiated while it checks: asked at RCPT, and the end says so.
+    const fresh = new MilterSession(messageFilter(work), { fallback: 'tempfail', hookTimeoutMs: 200, eomTimeoutMs: 200, log: () => {} }, () => {});
+    for (const frame of new FrameReader(1 << 20).push(Buffer.concat([POSTFIX_OPTNEG, ...message]))) await fresh.handle(frame);
+    expect(asked).toEqual(['<c@d>']);
+    expect(ran.at(-1)).toBe(true);
   });
 });

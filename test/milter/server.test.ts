@@ -169,3 +169,38 @@ describe('milter server: a peer cannot make the daemon hold what it sends', () =
     await s.close();
   }, 20_000);
 });
+
+describe('milter server: after QUIT, and tiny packets', () => {
+  it('handles nothing after QUIT: a message begun after it would never end', async () => {
+    const seen: string[] = [];
+    const s = await serve({ filter: () => ({ envFrom: (sender) => void seen.push(sender), eom: () => 'continue' }) });
+    const peer = await s.negotiated();
+    peer.send(Command.QUIT);
+    peer.send(Command.MAIL, '<after-quit@example.com>\0');
+    peer.send(Command.BODYEOB);
+    await peer.closed;
+    expect(seen).toEqual([]);
+    expect(peer.replies).toEqual(['O']);
+    await s.close();
+  });
+
+  it('counts what a waiting packet costs besides its bytes: a flood of tiny ones is not read ahead', async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const s = await serve({ maxPacketSize: 65_536, filter: () => ({ envFrom: () => 'continue', eom: () => held.then(() => 'continue' as const) }) });
+    const peer = await s.negotiated(true);
+    peer.send(Command.BODYEOB);
+    const heapBefore = process.memoryUsage().heapUsed;
+    // Two million ABORT packets (5 bytes each, 10 MB) behind the held end of message. Each one waiting
+    // costs the server far more than its 5 bytes: counted by bytes alone, 200,000 of them would wait.
+    const aborts = Buffer.concat(Array.from({ length: 200_000 }, () => Buffer.from([0, 0, 0, 1, Command.ABORT])));
+    for (let i = 0; i < 10; i++) peer.socket.write(aborts);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(peer.socket.writableLength).toBeGreaterThan(4 * 1024 * 1024);
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(40 * 1024 * 1024);
+    release();
+    for (let i = 0; i < 500 && peer.socket.writableLength > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(peer.socket.writableLength).toBe(0);
+    await s.close();
+  }, 30_000);
+});
