@@ -1,10 +1,9 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
 import { Command } from '../../src/milter/protocol.js';
-import { startDaemon, startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
+import { configuredDaemon, startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
 import { POSTFIX_OFFER, rawPeer, sendOn, sendOverMilter } from '../support/milter-client.js';
 import { sendMessage, smtpDialogue } from '../support/smtp-client.js';
 import { dangerousMessage } from '../support/test-messages.js';
@@ -154,21 +153,14 @@ describe('milterkit milter behind Postfix: whatever a plugin does wrong, its mes
 describe('milterkit milter: one pipeline thread, faults beside legitimate work', () => {
   /** A daemon on a loopback port with the fault plugin and a single thread, its health address, and a way to ask it. */
   async function oneThread(extra: Record<string, unknown> = {}) {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-one-thread-'));
-    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', threads: 1, health: '127.0.0.1:0', statsIntervalSeconds: 0, pipeline: [{ plugin: 'module', path: resolve('test/support/fault-plugin.mjs') }], ...extra }));
-    const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')]);
-    const listening = daemon.lines.find((l) => l.event === 'listening') as { address: { port: number }; health: { port: number } };
+    const d = await configuredDaemon('milterkit-one-thread-', { threads: 1, health: '127.0.0.1:0', pipeline: [{ plugin: 'module', path: resolve('test/support/fault-plugin.mjs') }], ...extra });
     return {
-      daemon,
-      port: listening.address.port,
+      ...d,
       health: async () => {
-        const response = await fetch(`http://127.0.0.1:${listening.health.port}/health`);
+        const response = await fetch(`http://127.0.0.1:${d.healthPort}/health`);
         return { code: response.status, body: (await response.json()) as Record<string, unknown> };
       },
-      async stop() {
-        expect(await daemon.stop()).toBe(0);
-        rmSync(dir, { recursive: true, force: true });
-      },
+      stop: async () => expect(await d.stop()).toBe(0),
     };
   }
 
@@ -198,11 +190,10 @@ describe('milterkit milter: one pipeline thread, faults beside legitimate work',
   }, 30_000);
 
   it('a message whose time runs out while it waits for a thread is never worked on afterwards', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-late-thread-'));
     // Once one of its threads has died, a new one takes 3 s to build the plugin.
-    writeFileSync(join(dir, 'slow-again.mjs'), `
+    const slowAgain = `
 import { existsSync, writeFileSync } from 'node:fs';
-const died = ${JSON.stringify(join(dir, 'died'))};
+const died = new URL('died', import.meta.url);
 export default async function () {
   if (existsSync(died)) await new Promise((r) => setTimeout(r, 3000));
   return {
@@ -216,11 +207,10 @@ export default async function () {
     },
   };
 }
-`);
-    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', threads: 1, eomTimeoutMs: 1500, statsIntervalSeconds: 0, pipeline: [{ plugin: 'module', path: './slow-again.mjs' }] }));
-    const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')]);
+`;
+    const d = await configuredDaemon('milterkit-late-thread-', { threads: 1, eomTimeoutMs: 1500, pipeline: [{ plugin: 'module', path: './slow-again.mjs' }] }, { 'slow-again.mjs': slowAgain });
+    const { daemon, port } = d;
     try {
-      const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
       expect((await sendOverMilter({ port }, 'die')).at(-1)).toBe('t');
       expect((await sendOverMilter({ port }, 'second')).at(-1)).toBe('t');
       // By now the new thread is up (1 s pause, 3 s to build): had the second message waited for it, its check would have run.
@@ -230,8 +220,7 @@ export default async function () {
       expect(await daemon.stop()).toBe(0);
       expect(Date.now() - asked).toBeLessThan(3000);
     } finally {
-      await daemon.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await d.stop();
     }
   }, 30_000);
 

@@ -1,19 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Command } from '../../src/milter/protocol.js';
-import { startDaemon } from '../support/daemon.js';
+import { configuredDaemon, startDaemon } from '../support/daemon.js';
 import { POSTFIX_OFFER, rawPeer, type RawMilterPeer } from '../support/milter-client.js';
 
 describe('milterkit milter: maxConnections in a cluster', () => {
   it('each worker counts its own connections (node:cluster would otherwise pass one between full workers for ever)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-maxconn-'));
-    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', workers: 2, maxConnections: 1, statsIntervalSeconds: 0, health: '127.0.0.1:0' }));
-    const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')], { workers: 2 });
+    const d = await configuredDaemon('milterkit-maxconn-', { workers: 2, maxConnections: 1, health: '127.0.0.1:0' }, {}, { workers: 2 });
+    const { daemon, port } = d;
     const peers: RawMilterPeer[] = [];
     try {
-      const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
       // Two workers, one connection each, both in a message: nothing idle to make room.
       for (let i = 0; i < 2; i++) {
         const peer = await rawPeer({ port });
@@ -27,12 +22,10 @@ describe('milterkit milter: maxConnections in a cluster', () => {
       await daemon.waitFor((l) => l.event === 'connection-refused', 5000);
       await third.closed;
       expect(peers.slice(0, 2).map((p) => p.socket.destroyed)).toEqual([false, false]);
-      const health = daemon.lines.find((l) => l.event === 'cluster')?.health as { port: number };
-      expect(await (await fetch(`http://127.0.0.1:${health.port}/health`)).json()).toMatchObject({ connectionsRefused: 1, connections: 2 });
+      expect(await (await fetch(`http://127.0.0.1:${d.healthPort}/health`)).json()).toMatchObject({ connectionsRefused: 1, connections: 2 });
     } finally {
       for (const peer of peers) peer.socket.destroy();
-      expect(await daemon.stop()).toBe(0);
-      rmSync(dir, { recursive: true, force: true });
+      expect(await d.stop()).toBe(0);
     }
   }, 30_000);
 });

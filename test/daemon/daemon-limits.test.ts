@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
 import { Command } from '../../src/milter/protocol.js';
-import { startDaemon, startDaemonBehindPostfix } from '../support/daemon.js';
+import { configuredDaemon, startDaemon, startDaemonBehindPostfix } from '../support/daemon.js';
 import { POSTFIX_OFFER, rawPeer, sendOn, type RawMilterPeer } from '../support/milter-client.js';
 import { sendMessage } from '../support/smtp-client.js';
 import { bigText, dangerousMessage } from '../support/test-messages.js';
@@ -53,15 +53,12 @@ describe('milterkit milter: the directory for spilled bodies', () => {
 
 describe('milterkit milter: a memory budget for all bodies of the process', () => {
   it('keeps bodies in memory while they fit in bodyMemoryBudgetBytes together, spills the rest, and removes every file at the end', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-budget-'));
-    const spool = join(dir, 'spool');
-    writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', temporaryDirectory: spool, memoryThresholdBytes: 8 * 1024 * 1024, bodyMemoryBudgetBytes: 1024 * 1024, health: '127.0.0.1:0', statsIntervalSeconds: 0 }));
-    const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')]);
+    const d = await configuredDaemon('milterkit-budget-', { temporaryDirectory: 'spool', memoryThresholdBytes: 8 * 1024 * 1024, bodyMemoryBudgetBytes: 1024 * 1024, health: '127.0.0.1:0' });
+    const { daemon, port } = d;
+    const spool = join(d.dir, 'spool');
     const peers: RawMilterPeer[] = [];
     try {
-      const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
-      const healthPort = (daemon.lines.find((l) => l.event === 'listening')?.health as { port: number }).port;
-      const health = async () => (await (await fetch(`http://127.0.0.1:${healthPort}/health`)).json()) as { bodyBytesInMemory: number };
+      const health = async () => (await (await fetch(`http://127.0.0.1:${d.healthPort}/health`)).json()) as { bodyBytesInMemory: number };
       // Four messages of 600 KB in progress at once: two budgets' worth.
       const piece = Buffer.from(bigText(60_000));
       for (let i = 0; i < 4; i++) {
@@ -89,8 +86,7 @@ describe('milterkit milter: a memory budget for all bodies of the process', () =
       expect(daemon.lines.filter((l) => l.event === 'message').map((l) => l.verdict)).toEqual(['clean', 'clean', 'clean', 'clean']);
     } finally {
       for (const peer of peers) peer.socket.destroy();
-      expect(await daemon.stop()).toBe(0);
-      rmSync(dir, { recursive: true, force: true });
+      expect(await d.stop()).toBe(0);
     }
   }, 30_000);
 });
@@ -143,11 +139,10 @@ describe('milterkit milter: kill -9 behind Postfix with messages in flight', () 
 
 describe('milterkit milter: ends of message within the memory budget', () => {
   it('hands messages to the threads only while the bytes being worked on fit in bodyMemoryBudgetBytes', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-work-budget-'));
-    // Counts the messages its thread works on at once, across both threads (the count lives in a file).
-    writeFileSync(join(dir, 'count.mjs'), `
+    // Counts the messages the threads work on at once, across both threads (the count lives in a file).
+    const counter = `
 import { appendFileSync, readFileSync } from 'node:fs';
-const file = ${JSON.stringify(join(dir, 'count.txt'))};
+const file = new URL('count.txt', import.meta.url);
 const now = () => readFileSync(file, 'utf8').split('').reduce((n, c) => n + (c === '+' ? 1 : -1), 0);
 export default () => ({ name: 'count', async check() {
   appendFileSync(file, '+');
@@ -156,14 +151,11 @@ export default () => ({ name: 'count', async check() {
   appendFileSync(file, '-');
   return { action: 'accept', log: { atOnce: at } };
 } });
-`);
-    writeFileSync(join(dir, 'count.txt'), '');
+`;
     const run = async (budget: number): Promise<number[]> => {
-      writeFileSync(join(dir, 'count.txt'), '');
-      writeFileSync(join(dir, 'milterkit.json'), JSON.stringify({ listen: 'inet:0@127.0.0.1', threads: 2, statsIntervalSeconds: 0, bodyMemoryBudgetBytes: budget, pipeline: [{ plugin: 'module', path: './count.mjs' }] }));
-      const daemon = await startDaemon(['--config', join(dir, 'milterkit.json')]);
+      const d = await configuredDaemon('milterkit-work-budget-', { threads: 2, bodyMemoryBudgetBytes: budget, pipeline: [{ plugin: 'module', path: './count.mjs' }] }, { 'count.mjs': counter, 'count.txt': '' });
+      const { daemon, port } = d;
       try {
-        const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
         const replies = await Promise.all(Array.from({ length: 4 }, async () => {
           const peer = await rawPeer({ port });
           peer.socket.write(POSTFIX_OFFER);
@@ -175,16 +167,12 @@ export default () => ({ name: 'count', async check() {
         expect(replies).toEqual(['c', 'c', 'c', 'c']);
         return daemon.lines.filter((l) => l.event === 'message').map((l) => l.atOnce as number);
       } finally {
-        expect(await daemon.stop()).toBe(0);
+        expect(await d.stop()).toBe(0);
       }
     };
-    try {
-      // Room for one 60 KB message at a time: one after another.
-      expect(await run(100_000)).toEqual([1, 1, 1, 1]);
-      // Room for all of them: together.
-      expect(Math.max(...(await run(8 * 1024 * 1024)))).toBeGreaterThan(1);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    // Room for one 60 KB message at a time: one after another.
+    expect(await run(100_000)).toEqual([1, 1, 1, 1]);
+    // Room for all of them: together.
+    expect(Math.max(...(await run(8 * 1024 * 1024)))).toBeGreaterThan(1);
   }, 30_000);
 });

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/index.js';
 import { DAEMON_NODE_FLAGS } from '../../src/daemon/node-flags.js';
-import { startDaemon, startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
+import { configuredDaemon, startDaemon, startDaemonBehindPostfix, type DaemonBehindPostfix } from '../support/daemon.js';
 import { Command } from '../../src/milter/protocol.js';
 import { POSTFIX_OFFER, rawPeer, sendOn, sendOverMilter } from '../support/milter-client.js';
 import { sendMessage } from '../support/smtp-client.js';
@@ -113,21 +113,18 @@ describe('milterkit milter: SIGHUP reloads the configuration, the policy and the
 
 describe('milterkit milter: what a reload cannot change, and how the daemon ends', () => {
   it('keys that need a restart keep their values and the log says so', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-restart-keys-'));
-    const file = join(dir, 'milterkit.json');
-    writeFileSync(file, JSON.stringify({ listen: `unix:${join(dir, 'a.sock')}`, statsIntervalSeconds: 0 }));
-    const daemon = await startDaemon(['--config', file]);
+    const d = await configuredDaemon('milterkit-restart-keys-', (dir) => ({ listen: `unix:${join(dir, 'a.sock')}` }));
+    const socket = join(d.dir, 'a.sock');
     try {
-      writeFileSync(file, JSON.stringify({ listen: `unix:${join(dir, 'b.sock')}`, statsIntervalSeconds: 0, threads: 1 }));
-      daemon.process.kill('SIGHUP');
-      expect(await daemon.waitFor((l) => l.event === 'reloaded')).toMatchObject({ threads: 1, restartNeeded: ['listen'] });
-      expect(existsSync(join(dir, 'a.sock'))).toBe(true);
-      expect(existsSync(join(dir, 'b.sock'))).toBe(false);
+      d.rewrite({ listen: `unix:${join(d.dir, 'b.sock')}`, threads: 1 });
+      d.daemon.process.kill('SIGHUP');
+      expect(await d.daemon.waitFor((l) => l.event === 'reloaded')).toMatchObject({ threads: 1, restartNeeded: ['listen'] });
+      expect(existsSync(socket)).toBe(true);
+      expect(existsSync(join(d.dir, 'b.sock'))).toBe(false);
     } finally {
-      expect(await daemon.stop()).toBe(0);
-      expect(existsSync(join(dir, 'a.sock'))).toBe(false);
-      rmSync(dir, { recursive: true, force: true });
+      expect(await d.stop()).toBe(0);
     }
+    expect(existsSync(socket)).toBe(false);
   });
 
   it('SIGTERM and SIGINT stop it gracefully, an error of its own ends it with code 70: each logged, the socket removed every time', async () => {
@@ -195,18 +192,14 @@ describe('milterkit milter: a reload and the connections and messages already th
   const refuser = 'export default () => ({ name: "gate", check: () => ({ action: "accept" }), recipient: (envelope, rcpt) => (rcpt.includes("blocked") ? { action: "reject", reply: "550 5.7.1 not that one" } : undefined) });\n';
 
   it('a recipient check added by a reload still applies on a connection made before it: at the end, to the whole message', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-reload-rcpt-'));
-    const file = join(dir, 'milterkit.json');
-    writeFileSync(join(dir, 'gate.mjs'), refuser);
-    writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1, pipeline: [{ plugin: 'defang' }] }));
-    const daemon = await startDaemon(['--config', file]);
-    const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+    const d = await configuredDaemon('milterkit-reload-rcpt-', { threads: 1, pipeline: [{ plugin: 'defang' }] }, { 'gate.mjs': refuser });
+    const { daemon, port } = d;
     const old = await rawPeer({ port });
     try {
       // Negotiated without recipient checks: the MTA does not wait at RCPT on this connection.
       old.socket.write(POSTFIX_OFFER);
       await old.replied(1);
-      writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1, pipeline: [{ plugin: 'module', path: './gate.mjs' }, { plugin: 'defang' }] }));
+      d.rewrite({ threads: 1, pipeline: [{ plugin: 'module', path: './gate.mjs' }, { plugin: 'defang' }] });
       daemon.process.kill('SIGHUP');
       await daemon.waitFor((l) => l.event === 'reloaded');
       expect(await sendOn(old, { subject: 'to a blocked one', recipients: ['ok@example.org', 'blocked@example.org'] })).toEqual(['y']);
@@ -220,17 +213,14 @@ describe('milterkit milter: a reload and the connections and messages already th
       fresh.socket.destroy();
     } finally {
       old.socket.destroy();
-      expect(await daemon.stop()).toBe(0);
-      rmSync(dir, { recursive: true, force: true });
+      expect(await d.stop()).toBe(0);
     }
   }, 30_000);
 
   it('a message whose body was spilled keeps its file across a reload and is filtered', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-reload-spill-'));
-    const file = join(dir, 'milterkit.json');
-    writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, memoryThresholdBytes: 1024, temporaryDirectory: join(dir, 'bodies') }));
-    const daemon = await startDaemon(['--config', file]);
-    const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+    const d = await configuredDaemon('milterkit-reload-spill-', { memoryThresholdBytes: 1024, temporaryDirectory: 'bodies' });
+    const { daemon, port } = d;
+    const bodies = join(d.dir, 'bodies');
     const peer = await rawPeer({ port });
     try {
       peer.socket.write(POSTFIX_OFFER);
@@ -239,19 +229,18 @@ describe('milterkit milter: a reload and the connections and messages already th
       peer.send(Command.RCPT, '<b@example.org>\0');
       peer.send(Command.HEADER, 'Subject\0 big\0');
       peer.send(Command.BODY, 'x'.repeat(10_000) + '\r\n');
-      for (let i = 0; i < 100 && readdirSync(join(dir, 'bodies')).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
-      expect(readdirSync(join(dir, 'bodies'))).toHaveLength(1);
+      for (let i = 0; i < 100 && readdirSync(bodies).length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(readdirSync(bodies)).toHaveLength(1);
       daemon.process.kill('SIGHUP');
       await daemon.waitFor((l) => l.event === 'reloaded');
-      expect(readdirSync(join(dir, 'bodies'))).toHaveLength(1);
+      expect(readdirSync(bodies)).toHaveLength(1);
       peer.send(Command.BODYEOB);
       await peer.replied(2);
       expect(peer.replies).toEqual(['O', 'c']);
       expect(daemon.lines.filter((l) => l.event === 'filter-error')).toEqual([]);
     } finally {
       peer.socket.destroy();
-      expect(await daemon.stop()).toBe(0);
-      rmSync(dir, { recursive: true, force: true });
+      expect(await d.stop()).toBe(0);
     }
   }, 30_000);
 
@@ -282,16 +271,12 @@ describe('milterkit milter: a reload and the connections and messages already th
 
 describe('milterkit milter: a reload that does not finish', () => {
   it('a module that never finishes loading fails the reload at threadStartTimeoutMs; a newer reload replaces it; a stop does not wait for it', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-hung-reload-'));
-    const file = join(dir, 'milterkit.json');
-    const config = (pipeline: unknown[], extra: Record<string, unknown> = {}) => JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1, threadStartTimeoutMs: 1500, pipeline, ...extra });
+    const config = (pipeline: unknown[], extra: Record<string, unknown> = {}) => ({ threads: 1, threadStartTimeoutMs: 1500, pipeline, ...extra });
     // A top-level await that never resolves, with a timer that keeps the thread alive.
-    writeFileSync(join(dir, 'hung.mjs'), 'setInterval(() => {}, 1000);\nawait new Promise(() => {});\nexport default () => ({ name: "hung", check: () => ({ action: "accept" }) });\n');
-    writeFileSync(file, config([{ plugin: 'defang' }]));
-    const daemon = await startDaemon(['--config', file]);
-    const { port } = daemon.lines.find((l) => l.event === 'listening')?.address as { port: number };
+    const d = await configuredDaemon('milterkit-hung-reload-', config([{ plugin: 'defang' }]), { 'hung.mjs': 'setInterval(() => {}, 1000);\nawait new Promise(() => {});\nexport default () => ({ name: "hung", check: () => ({ action: "accept" }) });\n' });
+    const { daemon, port } = d;
     try {
-      writeFileSync(file, config([{ plugin: 'module', path: './hung.mjs' }]));
+      d.rewrite(config([{ plugin: 'module', path: './hung.mjs' }]));
       daemon.process.kill('SIGHUP');
       expect(await daemon.waitFor((l) => l.event === 'reload-failed')).toMatchObject({ error: 'did not build its plugins within 1500 ms (threadStartTimeoutMs)' });
       // Mail flows on the configuration in force meanwhile and afterwards.
@@ -300,13 +285,13 @@ describe('milterkit milter: a reload that does not finish', () => {
       // A newer reload does not wait for a hung one: it replaces it.
       daemon.process.kill('SIGHUP');
       await new Promise((r) => setTimeout(r, 300));
-      writeFileSync(file, config([{ plugin: 'defang' }], { threads: 2 }));
+      d.rewrite(config([{ plugin: 'defang' }], { threads: 2 }));
       daemon.process.kill('SIGHUP');
       expect(await daemon.waitFor((l) => l.event === 'reloaded', 1200)).toMatchObject({ threads: 2 });
       expect(daemon.lines.filter((l) => l.event === 'reload-failed').map((l) => l.error)).toEqual(['did not build its plugins within 1500 ms (threadStartTimeoutMs)', 'a newer reload came']);
 
       // A stop while a reload hangs: at once.
-      writeFileSync(file, config([{ plugin: 'module', path: './hung.mjs' }]));
+      d.rewrite(config([{ plugin: 'module', path: './hung.mjs' }]));
       daemon.process.kill('SIGHUP');
       await new Promise((r) => setTimeout(r, 300));
       const asked = Date.now();
@@ -314,16 +299,13 @@ describe('milterkit milter: a reload that does not finish', () => {
       expect(await daemon.exited).toBe(0);
       expect(Date.now() - asked).toBeLessThan(1500);
     } finally {
-      await daemon.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await d.stop();
     }
   }, 30_000);
 
   it('a burst of SIGHUPs makes at most one more reload, and a SIGTERM after it is acted on at once', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'milterkit-hup-burst-'));
-    const file = join(dir, 'milterkit.json');
-    writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, threads: 1 }));
-    const daemon = await startDaemon(['--config', file]);
+    const d = await configuredDaemon('milterkit-hup-burst-', { threads: 1 });
+    const { daemon } = d;
     try {
       for (let i = 0; i < 50; i++) daemon.process.kill('SIGHUP');
       await daemon.waitFor((l) => l.event === 'reloaded');
@@ -335,8 +317,7 @@ describe('milterkit milter: a reload that does not finish', () => {
       expect(daemon.lines.filter((l) => l.event === 'signal' && l.signal === 'SIGHUP').length).toBeGreaterThan(0);
       expect(daemon.lines.filter((l) => l.event === 'reloaded').length).toBeLessThanOrEqual(2);
     } finally {
-      await daemon.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await d.stop();
     }
   }, 30_000);
 });

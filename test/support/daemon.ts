@@ -123,3 +123,51 @@ export async function startDaemonBehindPostfix(
     },
   };
 }
+
+export interface ConfiguredDaemon {
+  daemon: Daemon;
+  /** Its directory: the config file, `files`, and whatever the test puts there. */
+  dir: string;
+  file: string;
+  /** Where it listens (TCP), and its health endpoint's port if it has one. */
+  port: number;
+  healthPort: number | undefined;
+  /** Writes the config file anew (then SIGHUP to reload it). */
+  rewrite(config: Record<string, unknown>): void;
+  /** Stops it (its exit code) and removes its directory. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * The daemon from a config file in a directory of its own, `files` written beside it (plugin modules,
+ * policies: relative paths in the config are relative to it). Listens on a free loopback port, with no
+ * periodic stats line, unless the config says otherwise.
+ */
+type OfDirectory<T> = T | ((dir: string) => T);
+
+export async function configuredDaemon(prefix: string, config: OfDirectory<Record<string, unknown>>, files: OfDirectory<Record<string, string>> = {}, launch: DaemonLaunch = {}): Promise<ConfiguredDaemon> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const file = join(dir, 'milterkit.json');
+  const rewrite = (next: Record<string, unknown>): void => writeFileSync(file, JSON.stringify({ listen: 'inet:0@127.0.0.1', statsIntervalSeconds: 0, ...next }));
+  for (const [name, text] of Object.entries(typeof files === 'function' ? files(dir) : files)) writeFileSync(join(dir, name), text);
+  rewrite(typeof config === 'function' ? config(dir) : config);
+  const daemon = await startDaemon(['--config', file], launch).catch((err: unknown) => {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  });
+  const listening = daemon.lines.find((l) => l.event === 'listening' || l.event === 'cluster') as { address?: { port: number }; health?: { port: number } };
+  const address = (daemon.lines.find((l) => l.event === 'listening')?.address ?? {}) as { port?: number };
+  return {
+    daemon,
+    dir,
+    file,
+    port: address.port ?? 0,
+    healthPort: listening.health?.port,
+    rewrite,
+    async stop() {
+      const code = await daemon.stop();
+      rmSync(dir, { recursive: true, force: true });
+      return code;
+    },
+  };
+}
