@@ -8,6 +8,6 @@ export type DaemonLog = (event: string, fields: Record<string, unknown>) => void
  */
 export const log: DaemonLog = (event, fields) => {
   const line: Record<string, unknown> = { time: new Date().toISOString(), event, ...(cluster.isWorker ? { worker: cluster.worker?.id } : {}) };
-  for (const [key, value] of Object.entries(fields)) if (!(key in line)) line[key] = value;
+  for (const [key, value] of Object.entries(fields)) if (!Object.hasOwn(line, key)) line[key] = value;
   process.stdout.write(`${JSON.stringify(line)}\n`);
 };

@@ -106,7 +106,8 @@ function settle<T>(answer: T | PromiseLike<T>, signal: AbortSignal, trouble: Tro
     trouble.interrupt = reject;
     Promise.resolve(answer).then(resolve, reject).finally(() => {
       signal.removeEventListener('abort', onAbort);
-      trouble.interrupt = undefined;
+      // The next plugin's wait may have begun already: its interrupt stays.
+      if (trouble.interrupt === reject) trouble.interrupt = undefined;
     });
   });
 }
@@ -128,7 +129,15 @@ export function pipeline(plugins: readonly MilterPlugin[], log: MessageLog): Pip
   };
   // A FilterError a plugin threw itself keeps its fields, but not those naming the line's own facts: the
   // plugin and the message are ours to name.
-  const ownFields = (err: unknown): Record<string, unknown> => (err instanceof FilterError ? Object.fromEntries(Object.entries(err.fields).filter(([key]) => !RESERVED_FIELDS.has(key))) : {});
+  const ownFields = (err: unknown): Record<string, unknown> => {
+    const fields: unknown = err instanceof FilterError ? err.fields : undefined;
+    if (typeof fields !== 'object' || fields === null) return {};
+    try {
+      return Object.fromEntries(Object.entries(fields).filter(([key]) => !RESERVED_FIELDS.has(key)));
+    } catch {
+      return {};
+    }
+  };
   const failure = (plugin: string, what: string, err: unknown, facts: Record<string, unknown>): PluginFailure =>
     err instanceof PluginFailure ? err : new PluginFailure(`plugin ${plugin}: ${what}: ${errorText(err)}`, { ...ownFields(err), plugin, ...facts }, { cause: err });
   /** A failure from outside the plugin's own call: it fails the end now if it runs, or when it comes. */

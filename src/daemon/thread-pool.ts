@@ -108,6 +108,7 @@ export class PipelineThreads implements MessageWork {
   private readonly waitingForRoom: { bytes: number; admit: () => void }[] = [];
   private retiring = false;
   private retireTimer: NodeJS.Timeout | undefined;
+  private retireAt = Infinity;
   /** Set once the threads are being closed: nothing is dispatched any more. */
   private closing = false;
   private readonly closed: Promise<void>;
@@ -162,9 +163,10 @@ export class PipelineThreads implements MessageWork {
   retire(deadlineMs?: number): Promise<void> {
     this.retiring = true;
     if (this.openJobs === 0) this.closeThreads();
-    else if (deadlineMs !== undefined && !this.closing) {
+    else if (deadlineMs !== undefined && !this.closing && Date.now() + deadlineMs < this.retireAt) {
       // Asked again (a stop after a reload), the nearer deadline holds.
       clearTimeout(this.retireTimer);
+      this.retireAt = Date.now() + deadlineMs;
       this.retireTimer = setTimeout(() => this.closeThreads(), deadlineMs);
     }
     return this.closed;

@@ -152,8 +152,10 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
   const connections = new Set<Connection>();
   let closing = false;
 
-  // Idle: no message, nothing received waiting, nothing of an answer still on its way out.
-  const isIdle = (c: Connection): boolean => !c.session.busy && c.queued === 0 && c.reader.buffered === 0 && c.socket.writableLength === 0;
+  // Between messages, nothing received waiting: a stop may end it (end() still sends what is queued).
+  const isIdle = (c: Connection): boolean => !c.session.busy && c.queued === 0 && c.reader.buffered === 0;
+  // To be closed to make room, also nothing of an answer still on its way out (a close would cut it).
+  const isEvictable = (c: Connection): boolean => isIdle(c) && c.socket.writableLength === 0;
   /** Closes a connection for a reason of the server's own, with a log line that says which limit. */
   const closeFor = (c: Connection, log: SessionOptions['log'], reason: string, limit: string, facts: Record<string, unknown> = {}): void => {
     connections.delete(c);
@@ -169,7 +171,7 @@ export async function startMilterServer(options: MilterServerOptions): Promise<M
     // connection back to the primary, which passes it on to another worker, for ever when all are full.
     if (connections.size >= maxConnections) {
       let oldest: Connection | undefined;
-      for (const c of connections) if (isIdle(c) && (!oldest || c.lastActive < oldest.lastActive)) oldest = c;
+      for (const c of connections) if (isEvictable(c) && (!oldest || c.lastActive < oldest.lastActive)) oldest = c;
       if (!oldest) {
         log('connection-refused', { reason: `${maxConnections} connections already, none idle (maxConnections)` });
         socket.destroy();

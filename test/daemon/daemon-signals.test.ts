@@ -257,7 +257,7 @@ describe('milterkit milter: a reload and the connections and messages already th
     try {
       await new Promise((r) => setTimeout(r, 500));
       child.kill('SIGHUP');
-      for (let i = 0; i < 200 && (out.match(/"event":"listening"/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 500 && (out.match(/"event":"listening"/g) ?? []).length < 2; i++) await new Promise((r) => setTimeout(r, 50));
       expect((out.match(/"event":"listening"/g) ?? []).length).toBe(2);
       expect(out).toContain('"event":"reload"');
       expect(out).not.toContain('"fatal"');
@@ -266,7 +266,7 @@ describe('milterkit milter: a reload and the connections and messages already th
       expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
       rmSync(dir, { recursive: true, force: true });
     }
-  }, 30_000);
+  }, 45_000);
 });
 
 describe('milterkit milter: a reload that does not finish', () => {

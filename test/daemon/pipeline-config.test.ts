@@ -77,6 +77,25 @@ describe('pipeline: plugin answers are checked at run time (plugins are plain Ja
     expect(result.log).toEqual([{ event: 'filter-error', stage: 'eom', plugin: 'sly', detail: 42, queueId: undefined, messageId: undefined, error: 'plugin sly: check failed: my own words', fallback: 'tempfail' }]);
   });
 
+  it('a FilterError with no fields at all (plain JavaScript can pass null) is named like any other failure', async () => {
+    const bare: MilterPlugin = { name: 'bare', begin: () => { throw new FilterError('in begin', null as never); }, check: () => { throw new FilterError('in check', null as never); } };
+    const result = await runMilter(messageFilter(pipeline([bare], () => {})), input);
+    expect(result.verdict).toBe('tempfail');
+    expect(result.log).toEqual([expect.objectContaining({ event: 'filter-error', plugin: 'bare', error: 'plugin bare: begin failed: in begin' })]);
+  });
+
+  it('a begin that fails while a later plugin is waited for fails the message at once, not when that plugin is done', async () => {
+    const plugins: MilterPlugin[] = [
+      { name: 'a', begin: () => new Promise((_, reject) => setTimeout(() => reject(new Error('probe broke')), 200)), check: async () => ({ action: 'accept' }) },
+      { name: 'b', check: (_message, _envelope, state) => new Promise((resolve) => { const timer = setTimeout(() => resolve({ action: 'accept' }), 2000); state.signal.addEventListener('abort', () => clearTimeout(timer)); }) },
+    ];
+    const started = Date.now();
+    const result = await runMilter(messageFilter(pipeline(plugins, () => {})), input);
+    expect(result.verdict).toBe('tempfail');
+    expect(result.log).toEqual([expect.objectContaining({ plugin: 'a', error: 'plugin a: begin failed: probe broke' })]);
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+
   it('a begin that fails while the end of message runs still fails it', async () => {
     const late: MilterPlugin = {
       name: 'late',

@@ -61,6 +61,34 @@ describe('milter server: graceful shutdown', () => {
   });
 });
 
+describe('milter server: a stop and an answer still going out', () => {
+  it('ends a connection whose last answer is still on its way once it is out, not at the end of the grace', async () => {
+    const s = await serve({
+      shutdownGraceMs: 6000,
+      filter: () => ({
+        envFrom: () => 'continue',
+        eom: async (changes) => {
+          await new Promise((r) => setTimeout(r, 300));
+          changes.replaceBody(Buffer.alloc(20 * 1024 * 1024, 0x61));
+          return 'continue';
+        },
+      }),
+    });
+    const peer = await s.negotiated(true);
+    peer.send(Command.BODYEOB);
+    // The MTA reads slowly: the 20 MB answer waits in the daemon's socket when the stop begins.
+    peer.socket.pause();
+    await new Promise((r) => setTimeout(r, 400));
+    const started = Date.now();
+    const closed = s.server.close().then(() => Date.now() - started);
+    await new Promise((r) => setTimeout(r, 500));
+    peer.socket.resume();
+    expect(await closed).toBeLessThan(3000);
+    expect(peer.replies.at(-1)).toBe('c');
+    await s.close();
+  }, 20_000);
+});
+
 describe('milter server: a peer cannot hold a connection by saying nothing useful', () => {
   it('closes a connection silent past idleTimeoutMs, and says which limit closed it', async () => {
     const s = await serve({ idleTimeoutMs: 300 });
