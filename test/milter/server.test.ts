@@ -70,7 +70,7 @@ describe('milter server: a stop and an answer still going out', () => {
         eom: async (changes) => {
           await new Promise((r) => setTimeout(r, 300));
           changes.replaceBody(Buffer.alloc(20 * 1024 * 1024, 0x61));
-          return 'continue';
+          return 'continue' as const;
         },
       }),
     });
